@@ -1,0 +1,1 @@
+"""Dev-only local AWS for callrec: KVS emulator, Connect producer and simulator, Lambda wiring. Never deployed."""
