@@ -3,6 +3,7 @@
 #   make dev     .venv with Python 3.13 and the project installed editable
 #   make test    everything CI runs: installs what it needs, then lint, types, template checks, pytest
 #   make build   sam build, offline, no container
+#   make bench   benchmarks: figures and ratios against references measured in the same run
 #
 # Each tool with conflicting pins (aws-sam-cli, cfn-lint, checkov) gets its own uv tool
 # environment under .tools/, so none of them can break the dev venv or each other.
@@ -28,10 +29,10 @@ CFN_LINT_VERSION := 1.58.0
 CHECKOV_VERSION := 3.3.30
 # sam build resolves the runtime's interpreter from PATH.
 SAM := PATH="$(dir $(PY313)):$$PATH" SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam
-SYSTEM_PACKAGES := ffmpeg mkvtoolnix
-SYSTEM_COMMANDS := ffmpeg mkvmerge
+SYSTEM_PACKAGES := ffmpeg mkvtoolnix chromium
+SYSTEM_COMMANDS := ffmpeg mkvmerge chromium
 
-.PHONY: help dev tools sysdeps lint typecheck cfn test unit build clean
+.PHONY: help dev tools sysdeps lint typecheck cfn test unit build bench clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -82,6 +83,9 @@ unit: dev
 
 build: tools
 	$(SAM) build --parallel
+
+bench: dev sysdeps
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .aws-sam .mypy_cache .ruff_cache .pytest_cache
