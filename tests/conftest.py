@@ -1,26 +1,16 @@
-"""Shared test configuration: paths to the repository, events and shared fixtures."""
+"""Shared test configuration. Helpers live in tests/support.py (importable as tests.support)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-EVENTS = REPO / "events"
-SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"
-
-
-def load_event(name: str) -> dict[str, Any]:
-    """An event from events/, as `sam local invoke -e` would send it."""
-    event: dict[str, Any] = json.loads((EVENTS / name).read_text())
-    return event
+from tests.support import SHARED_FIXTURES
 
 
 @pytest.fixture
 def shared_fixtures() -> Path:
-    """../shared/fixtures (real GetMedia captures); skips nothing: CI always has it beside the clone."""
+    """../shared/fixtures: real GetMedia captures, always beside the clone (CI included)."""
     assert SHARED_FIXTURES.is_dir(), f"expected shared fixtures at {SHARED_FIXTURES}"
     return SHARED_FIXTURES

@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every available subcommand."""
     parser = argparse.ArgumentParser(
         prog="callrec",
-        description="Serverless call recorder for Amazon Connect: tools for recordings and captures.",
+        description="Serverless call recorder for Amazon Connect: recordings and captures.",
     )
     parser.add_argument("--version", action="version", version=f"callrec {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

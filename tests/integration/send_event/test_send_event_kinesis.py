@@ -1,0 +1,100 @@
+"""The contact-flow Lambda end to end against a real Kinesis API (moto on loopback)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from types import ModuleType
+
+import boto3
+import pytest
+
+from callrec.events import StartRecord, start_record_from_contact_flow
+from callrec.kinesis import PublishError, StartRecordPublisher, kinesis_client
+from tests.integration.conftest import free_port
+from tests.support import FakeLambdaContext, load_event, load_function
+
+
+@pytest.fixture
+def stream_name(aws_env: str) -> Iterator[str]:
+    name = f"starts-{uuid.uuid4().hex[:8]}"
+    client = boto3.client("kinesis")
+    client.create_stream(StreamName=name, ShardCount=1)
+    client.get_waiter("stream_exists").wait(StreamName=name)
+    yield name
+    client.delete_stream(StreamName=name)
+
+
+@pytest.fixture
+def app(monkeypatch: pytest.MonkeyPatch, stream_name: str) -> ModuleType:
+    monkeypatch.setenv("STREAM_NAME", stream_name)
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "CallRecorder")
+    kinesis_client.cache_clear()
+    return load_function("send_event")
+
+
+def read_all(stream_name: str) -> list[tuple[str, bytes]]:
+    client = boto3.client("kinesis")
+    shard = client.list_shards(StreamName=stream_name)["Shards"][0]["ShardId"]
+    iterator = client.get_shard_iterator(
+        StreamName=stream_name, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    records = client.get_records(ShardIterator=iterator)["Records"]
+    return [(r["PartitionKey"], r["Data"]) for r in records]
+
+
+def test_record_read_back_from_the_stream_equals_what_was_sent(
+    app: ModuleType, stream_name: str
+) -> None:
+    event = load_event("contact-flow-event.json")
+
+    result = app.lambda_handler(event, FakeLambdaContext())
+
+    [(partition_key, data)] = read_all(stream_name)
+    record = StartRecord.from_json(data)
+    assert partition_key == record.contact_id == result["contactId"]
+    assert (
+        record.stream_arn
+        == event["Details"]["ContactData"]["MediaStreams"]["Customer"]["Audio"]["StreamARN"]
+    )
+    assert record.start_fragment_number == "91343852333181432392682062622220590765191907586"
+    assert record.start_timestamp_ms == 1782912654536
+    assert record.customer_phone_number is None
+
+
+def test_bad_event_writes_nothing(app: ModuleType, stream_name: str) -> None:
+    event = load_event("contact-flow-event.json")
+    event["Details"]["ContactData"]["Channel"] = "TASK"
+
+    with pytest.raises(ValueError, match="must be VOICE"):
+        app.lambda_handler(event, FakeLambdaContext())
+
+    assert read_all(stream_name) == []
+
+
+def test_missing_stream_fails_at_once(aws_env: str) -> None:
+    record = start_record_from_contact_flow(load_event("contact-flow-event.json"))
+    publisher = StartRecordPublisher("no-such-stream", boto3.client("kinesis"))
+
+    with pytest.raises(PublishError, match="ResourceNotFoundException"):
+        publisher.publish(record, deadline=time.monotonic() + 7.5)
+
+
+def test_unreachable_kinesis_gives_up_within_connects_deadline(
+    monkeypatch: pytest.MonkeyPatch, app: ModuleType
+) -> None:
+    # Nothing listens on this port: every attempt is refused at once, so retries run
+    # until no whole attempt fits in the time Connect gives the function.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    kinesis_client.cache_clear()
+    app.default_publisher.cache_clear()
+    started = time.monotonic()
+
+    with pytest.raises(PublishError, match=r"failed \d+ time\(s\)"):
+        app.lambda_handler(
+            load_event("contact-flow-event.json"), FakeLambdaContext(remaining_ms=4000)
+        )
+
+    assert time.monotonic() - started < 4.0

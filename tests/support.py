@@ -1,0 +1,51 @@
+"""Helpers shared by tests at every level: repository paths and the sample events."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+EVENTS = REPO / "events"
+SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """An event from events/, as `sam local invoke -e` would send it."""
+    event: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    return event
+
+
+def load_function(name: str) -> ModuleType:
+    """functions/<name>/app.py imported under a unique module name (all handlers are `app`).
+
+    Handlers read their settings lazily (on first invocation), so tests set the
+    environment with monkeypatch before invoking, not before importing.
+    """
+    path = REPO / "functions" / name / "app.py"
+    spec = importlib.util.spec_from_file_location(f"functions_{name}_app", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class FakeLambdaContext:
+    """The attributes of Lambda's context object that handlers and Powertools read."""
+
+    function_name: str = "callrec-test"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:callrec-test"
+    aws_request_id: str = "00000000-0000-4000-8000-000000000000"
+    log_group_name: str = "/aws/lambda/callrec-test"
+    log_stream_name: str = "2026/11/25/[$LATEST]0000"
+    remaining_ms: int = 8000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
