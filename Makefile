@@ -70,6 +70,8 @@ lint: dev
 
 typecheck: dev
 	$(BIN)/mypy
+	@# Every handler is a module named `app`: check each on its own.
+	for f in functions/*/app.py; do $(BIN)/mypy --strict "$$f"; done
 
 cfn: tools
 	$(TOOLS)/bin/cfn-lint template.yaml
