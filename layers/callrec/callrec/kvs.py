@@ -1,0 +1,181 @@
+"""Kinesis Video Streams access for the recorder: data endpoints, GetMedia, throttling.
+
+GetDataEndpoint is asked once per stream and cached (AWS suggests refreshing it every
+45 minutes, which is done). GetMedia is limited to 5 calls a second and 3 connections per
+stream: `ClientLimitExceededException` and `ConnectionLimitExceededException` are retried
+with jittered exponential backoff until a deadline. Errors that retrying cannot mend are
+translated into this module's vocabulary. It does not parse the media: see mkv.py.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from callrec.errors import CallrecError
+
+if TYPE_CHECKING:
+    from mypy_boto3_kinesis_video_media import KinesisVideoMediaClient
+    from mypy_boto3_kinesisvideo import KinesisVideoClient
+
+ENDPOINT_TTL_S = 45 * 60
+THROTTLING = frozenset({"ClientLimitExceededException", "ConnectionLimitExceededException"})
+BACKOFF_BASE_S = 0.2
+BACKOFF_CAP_S = 5.0
+
+# botocore must not retry GetMedia on its own (this module does, against its deadline); a
+# live connection may be quiet for a few seconds between fragments before KVS ends it.
+MEDIA_CONFIG = Config(connect_timeout=5, read_timeout=30, retries={"total_max_attempts": 1})
+CONTROL_CONFIG = Config(connect_timeout=5, read_timeout=10, retries={"mode": "standard"})
+
+
+class MediaError(CallrecError):
+    """KVS refused or failed a request for a stream's media."""
+
+
+class StreamGone(MediaError):
+    """The stream does not exist (or no longer does)."""
+
+
+class MediaAccessDenied(MediaError):
+    """The recorder may not read the stream (IAM or the KMS key)."""
+
+
+class SelectorRejected(MediaError):
+    """KVS rejected the start selector (e.g. an unknown fragment or continuation token)."""
+
+
+class Throttled(MediaError):
+    """KVS kept throttling GetMedia until the deadline."""
+
+
+@dataclass(frozen=True, slots=True)
+class StartSelector:
+    """Where a GetMedia response starts. Build with the class methods."""
+
+    kind: str
+    value: str | float | None = None
+
+    @classmethod
+    def producer_timestamp(cls, epoch_seconds: float) -> StartSelector:
+        """The fragment containing this producer time (and all after it)."""
+        return cls("PRODUCER_TIMESTAMP", epoch_seconds)
+
+    @classmethod
+    def continuation_token(cls, token: str) -> StartSelector:
+        """Right after the fragment whose chunk carried this token."""
+        return cls("CONTINUATION_TOKEN", token)
+
+    @classmethod
+    def after_fragment(cls, fragment_number: str) -> StartSelector:
+        """Right after this fragment (KVS starts with the *next* one)."""
+        return cls("FRAGMENT_NUMBER", fragment_number)
+
+    def to_api(self) -> dict[str, Any]:
+        selector: dict[str, Any] = {"StartSelectorType": self.kind}
+        if self.kind in {"PRODUCER_TIMESTAMP", "SERVER_TIMESTAMP"}:
+            selector["StartTimestamp"] = self.value
+        elif self.kind == "CONTINUATION_TOKEN":
+            selector["ContinuationToken"] = self.value
+        elif self.kind == "FRAGMENT_NUMBER":
+            selector["AfterFragmentNumber"] = self.value
+        return selector
+
+
+class Readable(Protocol):
+    """What the reader needs of a response body (botocore's StreamingBody has it)."""
+
+    def read(self, amt: int | None = ...) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class MediaSource:
+    """GetMedia for one recorder process, with cached data endpoints per stream."""
+
+    def __init__(
+        self,
+        control: KinesisVideoClient | None = None,
+        *,
+        media_client: Callable[[str], KinesisVideoMediaClient] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._control = control or boto3.client("kinesisvideo", config=CONTROL_CONFIG)
+        self._media_client = media_client or _media_client
+        self._clock = clock
+        self._sleep = sleep
+        self._endpoints: dict[str, tuple[str, float]] = {}
+        self._clients: dict[str, KinesisVideoMediaClient] = {}
+
+    def endpoint(self, stream_arn: str) -> str:
+        """The GET_MEDIA data endpoint of a stream, cached for 45 minutes."""
+        cached = self._endpoints.get(stream_arn)
+        if cached and self._clock() - cached[1] < ENDPOINT_TTL_S:
+            return cached[0]
+        try:
+            url = self._control.get_data_endpoint(StreamARN=stream_arn, APIName="GET_MEDIA")[
+                "DataEndpoint"
+            ]
+        except ClientError as exc:
+            raise _translate(exc, stream_arn, "GetDataEndpoint") from exc
+        except BotoCoreError as exc:
+            raise MediaError(f"stream {stream_arn}: GetDataEndpoint failed: {exc}") from exc
+        self._endpoints[stream_arn] = (url, self._clock())
+        return url
+
+    def get_media(self, stream_arn: str, selector: StartSelector, *, deadline: float) -> Readable:
+        """Open a GetMedia response; retry throttling with backoff until `deadline`."""
+        attempt = 0
+        while True:
+            attempt += 1
+            endpoint = self.endpoint(stream_arn)
+            client = self._clients.get(endpoint)
+            if client is None:
+                client = self._clients[endpoint] = self._media_client(endpoint)
+            try:
+                response = client.get_media(StreamARN=stream_arn, StartSelector=selector.to_api())  # type: ignore[arg-type]
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if code not in THROTTLING:
+                    raise _translate(exc, stream_arn, "GetMedia") from exc
+                failure: Exception = exc
+            except BotoCoreError as exc:
+                # A dropped or refused connection: the endpoint may have moved.
+                self._endpoints.pop(stream_arn, None)
+                failure = exc
+            else:
+                body: Readable = response["Payload"]
+                return body
+            pause = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1)) * (
+                0.5 + random.random() / 2  # noqa: S311 - jitter, not cryptography
+            )
+            if self._clock() + pause > deadline:
+                raise Throttled(
+                    f"stream {stream_arn}: GetMedia failed {attempt} time(s) until the "
+                    f"deadline: {failure}"
+                ) from failure
+            self._sleep(pause)
+
+
+def _media_client(endpoint: str) -> KinesisVideoMediaClient:
+    return boto3.client("kinesis-video-media", endpoint_url=endpoint, config=MEDIA_CONFIG)
+
+
+def _translate(exc: ClientError, stream_arn: str, operation: str) -> MediaError:
+    code = exc.response.get("Error", {}).get("Code", "")
+    message = f"stream {stream_arn}: {operation} failed: {code}: {exc}"
+    if code == "ResourceNotFoundException":
+        return StreamGone(message)
+    if code in {"NotAuthorizedException", "AccessDeniedException", "KMSAccessDeniedException"}:
+        return MediaAccessDenied(message)
+    if code == "InvalidArgumentException":
+        return SelectorRejected(message)
+    return MediaError(message)

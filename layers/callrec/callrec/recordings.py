@@ -1,0 +1,335 @@
+"""The recording's DynamoDB item: registration, the lease, checkpoints and the final status.
+
+One item per contact (key `contact_id`). Its life:
+
+- `register` creates it (status RECORDING) with a conditional put, so a start record delivered
+  twice registers once.
+- `acquire` takes the lease for one invocation: it bumps `generation` and sets
+  `lease_expires_at`, on condition that nobody else holds an unexpired lease. Every later write
+  (`checkpoint`, `release`, `complete`, `fail`) is conditional on that generation, so a stale,
+  duplicate or racing invocation can never overwrite newer progress: it gets `LeaseLost`.
+- While RECORDING the item carries `active`, the key of the sparse index that the sweeper
+  reads to find recordings whose lease expired without a hand-off (a lost link in the chain).
+
+The checkpoint itself is an opaque JSON document owned by the recorder; this module stores it
+and knows nothing of its content.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from callrec.errors import CallrecError
+from callrec.events import StartRecord
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+RECORDING = "RECORDING"
+COMPLETED = "COMPLETED"
+FAILED = "FAILED"
+ACTIVE = "1"
+ACTIVE_INDEX = "active-recordings"
+
+
+class RecordingStoreError(CallrecError):
+    """DynamoDB refused or failed a request about a recording."""
+
+
+class LeaseLost(CallrecError):
+    """Another invocation holds or has taken the recording: this one must stop writing."""
+
+
+class NotRecording(CallrecError):
+    """The recording does not exist or is already COMPLETED or FAILED."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """This invocation's hold on one recording."""
+
+    contact_id: str
+    generation: int
+    owner: str
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    """What the item says, as the recorder needs it."""
+
+    contact_id: str
+    status: str
+    start_record: StartRecord
+    generation: int
+    checkpoint: Mapping[str, Any] | None
+    lease_expires_at: int
+
+
+class RecordingStore:
+    """The recordings table."""
+
+    def __init__(
+        self,
+        table_name: str,
+        client: DynamoDBClient,
+        *,
+        retention_days: int = 365,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._table = table_name
+        self._client = client
+        self._retention_s = retention_days * 86400
+        self._clock = clock
+
+    def register(self, record: StartRecord) -> bool:
+        """Create the recording for a start record; False if it was already registered."""
+        now = int(self._clock())
+        item = {
+            "contact_id": {"S": record.contact_id},
+            "status": {"S": RECORDING},
+            "active": {"S": ACTIVE},
+            "start_record": {"S": record.to_json().decode()},
+            "stream_arn": {"S": record.stream_arn},
+            "generation": {"N": "0"},
+            # Expired at once: whoever is invoked first (the hand-off or the sweeper) takes it.
+            "lease_expires_at": {"N": "0"},
+            "registered_at": {"N": str(now)},
+            "updated_at": {"N": str(now)},
+            "expires_at": {"N": str(now + self._retention_s)},
+        }
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(contact_id)",
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise RecordingStoreError(
+                f"contact {record.contact_id}: cannot register the recording: {exc}"
+            ) from exc
+        return True
+
+    def get(self, contact_id: str) -> Recording | None:
+        """The recording, read consistently; None if it was never registered."""
+        try:
+            response = self._client.get_item(
+                TableName=self._table, Key={"contact_id": {"S": contact_id}}, ConsistentRead=True
+            )
+        except ClientError as exc:
+            raise RecordingStoreError(
+                f"contact {contact_id}: cannot read the recording: {exc}"
+            ) from exc
+        item = response.get("Item")
+        if item is None:
+            return None
+        checkpoint = item.get("checkpoint", {}).get("S")
+        return Recording(
+            contact_id=contact_id,
+            status=item["status"]["S"],
+            start_record=StartRecord.from_json(item["start_record"]["S"]),
+            generation=int(item["generation"]["N"]),
+            checkpoint=json.loads(checkpoint) if checkpoint else None,
+            lease_expires_at=int(item.get("lease_expires_at", {}).get("N", "0")),
+        )
+
+    def acquire(self, contact_id: str, owner: str, lease_seconds: int) -> tuple[Lease, Recording]:
+        """Take the lease of a RECORDING whose lease is free or expired.
+
+        Raises `LeaseLost` if another invocation holds an unexpired lease and `NotRecording`
+        if the recording is missing or already finished.
+        """
+        now = int(self._clock())
+        expires = now + lease_seconds
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key={"contact_id": {"S": contact_id}},
+                UpdateExpression=(
+                    "SET generation = generation + :one, lease_owner = :owner, "
+                    "lease_expires_at = :expires, updated_at = :now"
+                ),
+                ConditionExpression="#status = :recording AND lease_expires_at <= :now",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":one": {"N": "1"},
+                    ":owner": {"S": owner},
+                    ":expires": {"N": str(expires)},
+                    ":now": {"N": str(now)},
+                    ":recording": {"S": RECORDING},
+                },
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if _code(exc) != "ConditionalCheckFailedException":
+                raise RecordingStoreError(
+                    f"contact {contact_id}: cannot take the lease: {exc}"
+                ) from exc
+            old: dict[str, Any] = dict(exc.response.get("Item") or {})  # type: ignore[call-overload]
+            if not old or old["status"]["S"] != RECORDING:
+                status = old["status"]["S"] if old else "not registered"
+                raise NotRecording(f"contact {contact_id}: recording is {status}") from None
+            raise LeaseLost(
+                f"contact {contact_id}: lease held by {old.get('lease_owner', {}).get('S')} "
+                f"until {old['lease_expires_at']['N']} (now {now})"
+            ) from None
+        item = response["Attributes"]
+        generation = int(item["generation"]["N"])
+        checkpoint = item.get("checkpoint", {}).get("S")
+        lease = Lease(contact_id, generation, owner, expires)
+        recording = Recording(
+            contact_id=contact_id,
+            status=RECORDING,
+            start_record=StartRecord.from_json(item["start_record"]["S"]),
+            generation=generation,
+            checkpoint=json.loads(checkpoint) if checkpoint else None,
+            lease_expires_at=expires,
+        )
+        return lease, recording
+
+    def checkpoint(
+        self, lease: Lease, checkpoint: Mapping[str, Any], *, lease_seconds: int | None = None
+    ) -> Lease:
+        """Store progress; optionally extend the lease. Raises `LeaseLost` if superseded."""
+        now = int(self._clock())
+        expires = lease.expires_at if lease_seconds is None else now + lease_seconds
+        self._conditional_update(
+            lease,
+            "SET checkpoint = :checkpoint, lease_expires_at = :expires, updated_at = :now",
+            {
+                ":checkpoint": {"S": _dump(checkpoint)},
+                ":expires": {"N": str(expires)},
+                ":now": {"N": str(now)},
+            },
+            what="checkpoint",
+        )
+        return Lease(lease.contact_id, lease.generation, lease.owner, expires)
+
+    def release(self, lease: Lease, checkpoint: Mapping[str, Any]) -> None:
+        """Store progress and free the lease at once, for the next invocation to take it."""
+        now = int(self._clock())
+        self._conditional_update(
+            lease,
+            "SET checkpoint = :checkpoint, lease_expires_at = :zero, updated_at = :now "
+            "REMOVE lease_owner",
+            {":checkpoint": {"S": _dump(checkpoint)}, ":zero": {"N": "0"}, ":now": {"N": str(now)}},
+            what="release",
+        )
+
+    def finish(
+        self,
+        lease: Lease,
+        status: str,
+        result: Mapping[str, Any],
+        checkpoint: Mapping[str, Any],
+        *,
+        reason: str | None = None,
+    ) -> None:
+        """Mark the recording COMPLETED or FAILED with its result (keys, duration, counts).
+
+        Takes the recording off the sweeper's index: nothing resumes it after this.
+        """
+        if status not in (COMPLETED, FAILED):
+            raise ValueError(f"finish: status must be {COMPLETED} or {FAILED}, not {status!r}")
+        now = int(self._clock())
+        names = {"#status": "status"}
+        values: dict[str, Any] = {
+            ":status": {"S": status},
+            ":checkpoint": {"S": _dump(checkpoint)},
+            ":now": {"N": str(now)},
+        }
+        sets = [
+            "#status = :status",
+            "checkpoint = :checkpoint",
+            "updated_at = :now",
+            "finished_at = :now",
+        ]
+        # The result's fields (keys, start, duration_seconds, ...) become top-level attributes:
+        # that is where `callrec urls` and the console look for them.
+        for index, (name, value) in enumerate(sorted({**result, "reason": reason}.items())):
+            if value is None:
+                continue
+            names[f"#r{index}"] = name
+            values[f":r{index}"] = _to_attribute(value)
+            sets.append(f"#r{index} = :r{index}")
+        update = "SET " + ", ".join(sets) + " REMOVE active, lease_owner"
+        self._conditional_update(lease, update, values, what=status.lower(), names=names)
+
+    def expired_leases(self, limit: int = 100) -> Iterator[str]:
+        """Contact ids of RECORDING recordings whose lease has expired, oldest first."""
+        now = int(self._clock())
+        paginator = self._client.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self._table,
+            IndexName=ACTIVE_INDEX,
+            KeyConditionExpression="active = :active AND lease_expires_at <= :now",
+            ExpressionAttributeValues={":active": {"S": ACTIVE}, ":now": {"N": str(now)}},
+            PaginationConfig={"MaxItems": limit},
+        )
+        for page in pages:
+            for item in page.get("Items", []):
+                yield item["contact_id"]["S"]
+
+    def _conditional_update(
+        self,
+        lease: Lease,
+        update: str,
+        values: dict[str, Any],
+        *,
+        what: str,
+        names: dict[str, str] | None = None,
+    ) -> None:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"contact_id": {"S": lease.contact_id}},
+                UpdateExpression=update,
+                ConditionExpression="generation = :generation AND #st = :recording",
+                ExpressionAttributeNames={"#st": "status", **(names or {})},
+                ExpressionAttributeValues={
+                    **values,
+                    ":generation": {"N": str(lease.generation)},
+                    ":recording": {"S": RECORDING},
+                },
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                raise LeaseLost(
+                    f"contact {lease.contact_id}: {what} refused: generation "
+                    f"{lease.generation} is no longer current"
+                ) from None
+            raise RecordingStoreError(f"contact {lease.contact_id}: {what} failed: {exc}") from exc
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _dump(checkpoint: Mapping[str, Any]) -> str:
+    return json.dumps(checkpoint, separators=(",", ":"), sort_keys=True)
+
+
+def _to_attribute(value: Any) -> dict[str, Any]:
+    """A plain JSON-like value as a DynamoDB attribute value (maps, lists, str, int, float)."""
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | float):
+        return {"N": repr(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, Mapping):
+        return {"M": {str(k): _to_attribute(v) for k, v in value.items()}}
+    if isinstance(value, list | tuple):
+        return {"L": [_to_attribute(v) for v in value]}
+    raise TypeError(f"cannot store {type(value).__name__} in a recording item")
