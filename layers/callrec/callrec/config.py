@@ -51,3 +51,57 @@ class SendEventSettings:
             stream_name=_require(env, "STREAM_NAME"),
             include_phone_number=_flag(env, "INCLUDE_CUSTOMER_PHONE_NUMBER", default=False),
         )
+
+
+def _int(environ: Mapping[str, str], name: str, default: int | None, *, minimum: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        if default is None:
+            raise ConfigError(f"environment variable {name} is required and is not set")
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(
+            f"environment variable {name}: expected an integer, found {raw!r}"
+        ) from None
+    if value < minimum:
+        raise ConfigError(
+            f"environment variable {name}: expected at least {minimum}, found {value}"
+        )
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class RecorderSettings:
+    """Settings of the recorder function (template.yaml sets every variable)."""
+
+    table_name: str
+    bucket_name: str
+    recordings_prefix: str
+    staging_prefix: str
+    function_name: str
+    idle_seconds: int
+    expiration_days: int
+    # Seconds before the invocation's timeout at which it checkpoints and hands off; by
+    # default a quarter of the time it was given, at most a minute.
+    handoff_margin_seconds: int | None = None
+    checkpoint_interval_seconds: int = 60
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> RecorderSettings:
+        env = os.environ if environ is None else environ
+        margin = env.get("HANDOFF_MARGIN_SECONDS", "").strip()
+        return cls(
+            table_name=_require(env, "TABLE_NAME"),
+            bucket_name=_require(env, "BUCKET_NAME"),
+            recordings_prefix=_require(env, "RECORDINGS_PREFIX"),
+            staging_prefix=_require(env, "STAGING_PREFIX"),
+            function_name=_require(env, "RECORDER_FUNCTION_NAME"),
+            idle_seconds=_int(env, "RECORDING_IDLE_SECONDS", 20, minimum=1),
+            expiration_days=_int(env, "RECORDING_EXPIRATION_DAYS", 365, minimum=1),
+            handoff_margin_seconds=_int(env, "HANDOFF_MARGIN_SECONDS", None, minimum=1)
+            if margin
+            else None,
+            checkpoint_interval_seconds=_int(env, "CHECKPOINT_INTERVAL_SECONDS", 60, minimum=1),
+        )
