@@ -1,0 +1,855 @@
+"""Local Kinesis Video Streams emulator: an HTTP server on loopback that real boto3 clients talk to.
+
+Dev-only. Speaks the rest-json wire protocol of three botocore services on one port (pass the URL as
+`endpoint_url`):
+- `kinesisvideo`: CreateStream, DescribeStream, ListStreams, DeleteStream, GetDataEndpoint (which returns
+  the emulator's own URL);
+- `kinesis-video-media`: GetMedia with every start selector, one EBML document per fragment with the KVS
+  tags added, live following (the response stays open, delivers fragments as they are ingested and ends
+  after `idle_timeout_seconds` without new data);
+- `kinesis-video-archived-media`: ListFragments, GetMediaForFragmentList.
+
+Limits and faults, as KVS has them: a maximum connection duration that cuts the response mid-fragment
+(ending it like a normal end of stream), at most N concurrent GetMedia connections and M calls per second
+per stream (ConnectionLimitExceededException / ClientLimitExceededException, as botocore parses them),
+retention (expired fragments are gone), and queued per-call faults: error chunks, dropped connections at
+a chosen byte, API errors.
+
+Time: media timestamps (producer/server timestamps, retention, NOW, MILLIS_BEHIND_NOW) run on a
+`MediaClock` that may go faster than the wall clock (`speed`), so a 45-minute call streams in under a
+minute. Limits about connections (duration, idle end, calls per second) are wall-clock seconds.
+
+It deliberately does not emulate PutMedia, authentication, KMS, HLS/DASH or stream versions.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
+
+from callrec_local.producer import (
+    EncodedFragment,
+    FragmentSpec,
+    KvsTags,
+    encode_error_chunk,
+    encode_fragment_parts,
+)
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+CONTENT_TYPE = "video/webm"
+ERROR_FRAGMENT_NOT_FOUND = ("FRAGMENT_NOT_FOUND", "3000")
+# 47-digit fragment numbers, as KVS hands out: increasing along a stream, equal width.
+_FRAGMENT_NUMBER_BASE = 91343852333181432392682062622220590765191907586
+
+
+# --- clock and configuration ------------------------------------------------------------------------
+
+
+class MediaClock:
+    """Epoch milliseconds that advance `speed` times faster than the wall clock, from `origin_ms`."""
+
+    def __init__(self, speed: float = 1.0, origin_ms: int | None = None) -> None:
+        if speed <= 0:
+            raise ValueError(f"speed must be positive, got {speed}")
+        self.speed = speed
+        self._origin_ms = int(time.time() * 1000) if origin_ms is None else origin_ms
+        self._origin_mono = time.monotonic()
+
+    def now_ms(self) -> int:
+        return self._origin_ms + int((time.monotonic() - self._origin_mono) * 1000 * self.speed)
+
+    def wall_seconds_until(self, media_ms: int) -> float:
+        """Wall-clock seconds until the clock reads `media_ms` (0 if already past)."""
+        return max(0.0, (media_ms - self.now_ms()) / 1000 / self.speed)
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """Limits of the emulated KVS. Connection limits are wall-clock; retention is media time."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    speed: float = 1.0
+    origin_ms: int | None = None
+    # AWS cuts a GetMedia connection after about 45 minutes: wall seconds here (scale by 1/speed).
+    max_connection_seconds: float | None = None
+    idle_timeout_seconds: float = 3.0
+    max_connections_per_stream: int | None = 3
+    max_calls_per_second: int | None = 5
+    # Server timestamp of a fed fragment: its producer timestamp plus this (a real capture: 170 ms).
+    server_latency_ms: int = 170
+    # Current docs: FRAGMENT_NUMBER starts with the chunk AFTER that fragment; True gives the old
+    # ("containing") behaviour.
+    fragment_number_inclusive: bool = False
+    # Chunks per fragment written to the socket (more = a cut or drop may land between them).
+    write_pieces: int = 1
+
+
+# --- faults --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DropConnection:
+    """End the next GetMedia response after `after_fragments` complete fragments and `bytes_into_next`
+    bytes of the following one. `clean=True` ends it like a normal end of stream (what a 45-minute cut
+    looks like); `clean=False` resets the connection (the client sees a broken stream)."""
+
+    after_fragments: int
+    bytes_into_next: int = 0
+    clean: bool = True
+
+
+@dataclass(frozen=True)
+class ErrorChunk:
+    """Deliver `after_fragments` fragments, then an error chunk, then end the response."""
+
+    code: str
+    error_id: str
+    after_fragments: int = 0
+
+
+@dataclass(frozen=True)
+class ApiError:
+    """Fail the next GetMedia call before any media with an HTTP error of this type."""
+
+    error_type: str
+    status: int = 500
+    message: str = "injected fault"
+
+
+Fault = DropConnection | ErrorChunk | ApiError
+
+
+# --- streams ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredFragment:
+    """One ingested fragment: its encoded parts and what KVS knows of it."""
+
+    index: int
+    fragment_number: str
+    producer_timestamp_ms: int
+    server_timestamp_ms: int
+    duration_ms: int
+    contact_id: str
+    parts: EncodedFragment
+
+    @property
+    def end_producer_ms(self) -> int:
+        return self.producer_timestamp_ms + self.duration_ms
+
+    @property
+    def end_server_ms(self) -> int:
+        return self.server_timestamp_ms + self.duration_ms
+
+    def chunk(self, millis_behind_now: int | None, with_continuation: bool = True) -> bytes:
+        return self.parts.with_kvs(
+            KvsTags(
+                fragment_number=self.fragment_number,
+                server_timestamp_ms=self.server_timestamp_ms,
+                producer_timestamp_ms=self.producer_timestamp_ms,
+                millis_behind_now=millis_behind_now,
+                continuation_token=self.fragment_number if with_continuation else None,
+            )
+        )
+
+    @property
+    def size(self) -> int:
+        return len(self.parts.head) + len(self.parts.body)
+
+
+@dataclass
+class StreamStats:
+    """Counters a test can inspect."""
+
+    get_media_calls: int = 0
+    rejected_rate: int = 0
+    rejected_connections: int = 0
+    active_connections: int = 0
+    max_active_connections: int = 0
+    fragments_delivered: int = 0
+    responses_cut: int = 0
+
+
+@dataclass
+class Stream:
+    name: str
+    arn: str
+    creation_ms: int
+    retention_hours: int
+    retention_ms: int | None
+    seed: int
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    fragments: list[StoredFragment] = field(default_factory=list)
+    first_index: int = 0  # absolute index of fragments[0] (older ones expired)
+    by_number: dict[str, int] = field(default_factory=dict)
+    calls: deque[float] = field(default_factory=deque)
+    faults: deque[Fault] = field(default_factory=deque)
+    stats: StreamStats = field(default_factory=StreamStats)
+
+    @property
+    def next_index(self) -> int:
+        return self.first_index + len(self.fragments)
+
+    def get(self, index: int) -> StoredFragment:
+        return self.fragments[index - self.first_index]
+
+    def fragment_number(self, index: int) -> str:
+        return str(_FRAGMENT_NUMBER_BASE + (self.seed % 10**12) * 10**20 + index * 7919)
+
+
+@dataclass(frozen=True)
+class _StartPoint:
+    """First absolute fragment index to consider; fragments ending by `not_ending_by_ms` (producer or
+    server time) are skipped, live ones included; `error` answers with an error chunk instead."""
+
+    index: int
+    not_ending_by_ms: int | None = None
+    server_time: bool = False
+    error: tuple[str, str] | None = None
+
+
+class _ApiError(Exception):
+    def __init__(self, error_type: str, status: int, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.status = status
+        self.message = message
+
+
+def _not_found(what: str) -> _ApiError:
+    return _ApiError("ResourceNotFoundException", 404, what)
+
+
+def _invalid(message: str) -> _ApiError:
+    return _ApiError("InvalidArgumentException", 400, message)
+
+
+# --- feeding (the producer side) -------------------------------------------------------------------------
+
+
+class Feed:
+    """A background producer: ingests fragments when the media clock reaches each fragment's end.
+
+    `stop()` hangs up (no more fragments); `wait()` blocks until every fragment is ingested or stopped.
+    `first_fragment` is set as soon as the first one is ingested (Connect's StartFragmentNumber).
+    """
+
+    def __init__(
+        self,
+        emulator: KvsEmulator,
+        stream_name: str,
+        specs: Iterable[FragmentSpec],
+        realtime: bool,
+        on_ingest: Callable[[StoredFragment], None] | None = None,
+    ) -> None:
+        self.stream_name = stream_name
+        self.ingested: list[StoredFragment] = []
+        self.first_ingested = threading.Event()
+        self.error: BaseException | None = None
+        self._emulator = emulator
+        self._specs = specs
+        self._realtime = realtime
+        self._on_ingest = on_ingest
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"kvs-feed-{stream_name}", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def first_fragment(self) -> StoredFragment | None:
+        return self.ingested[0] if self.ingested else None
+
+    def _run(self) -> None:
+        clock = self._emulator.clock
+        latency = self._emulator.config.server_latency_ms
+        try:
+            for spec in self._specs:
+                if self._realtime:
+                    end_ms = spec.timecode_ms + spec.duration_ms
+                    while not self._stop.is_set() and (delay := clock.wall_seconds_until(end_ms)):
+                        self._stop.wait(min(delay, 0.5))
+                if self._stop.is_set():
+                    break
+                stored = self._emulator.ingest(
+                    self.stream_name, spec, server_timestamp_ms=spec.timecode_ms + latency
+                )
+                self.ingested.append(stored)
+                self.first_ingested.set()
+                if self._on_ingest is not None:
+                    self._on_ingest(stored)
+        except BaseException as exc:  # surfaced by wait()
+            self.error = exc
+        finally:
+            self._done.set()
+            self.first_ingested.set()
+
+    def stop(self) -> None:
+        """Hang up: nothing more is ingested."""
+        self._stop.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the feed is done; re-raise an error it hit. False on timeout."""
+        finished = self._done.wait(timeout)
+        if self.error is not None:
+            raise self.error
+        return finished
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+
+# --- the emulator -----------------------------------------------------------------------------------------
+
+
+class KvsEmulator:
+    """The emulated KVS: streams, ingestion, faults, and the HTTP server boto3 talks to.
+
+    Usage:
+        with KvsEmulator(EmulatorConfig(speed=60)) as kvs:
+            kvs.create_stream("s")
+            kvs.ingest("s", spec)            # or kvs.feed("s", call.fragments())
+            boto3.client("kinesis-video-media", endpoint_url=kvs.endpoint_url, ...)
+    """
+
+    def __init__(self, config: EmulatorConfig | None = None) -> None:
+        self.config = config or EmulatorConfig()
+        self.clock = MediaClock(self.config.speed, self.config.origin_ms)
+        self._streams: dict[str, Stream] = {}
+        self._lock = threading.Lock()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._feeds: list[Feed] = []
+
+    # --- lifecycle ---
+    def start(self) -> str:
+        """Start serving on loopback; returns the endpoint URL."""
+        if self._server is not None:
+            return self.endpoint_url
+        self._stopping.clear()
+        self._server = _Server((self.config.host, self.config.port), _Handler, self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+        )
+        self._thread.start()
+        return self.endpoint_url
+
+    def stop(self) -> None:
+        """Stop feeds, end open GetMedia responses, stop the server."""
+        self._stopping.set()
+        for feed in self._feeds:
+            feed.stop()
+        for stream in self.streams():
+            with stream.cond:
+                stream.cond.notify_all()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def endpoint_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("emulator not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    # --- streams ---
+    def create_stream(
+        self,
+        name: str,
+        retention_hours: int = 24,
+        retention_seconds: float | None = None,
+    ) -> str:
+        """Create a stream; returns its ARN. `retention_seconds` (media time) overrides the hours;
+        retention 0 keeps everything (Connect's "no retention" live-only mode is not emulated)."""
+        with self._lock:
+            if name in self._streams:
+                raise _ApiError("ResourceInUseException", 400, f"stream {name} already exists")
+            creation = self.clock.now_ms()
+            if retention_seconds is not None:
+                retention_ms: int | None = int(retention_seconds * 1000)
+            else:
+                retention_ms = retention_hours * 3_600_000 or None
+            stream = Stream(
+                name=name,
+                arn=f"arn:aws:kinesisvideo:{REGION}:{ACCOUNT}:stream/{name}/{creation}",
+                creation_ms=creation,
+                retention_hours=retention_hours,
+                retention_ms=retention_ms,
+                seed=len(self._streams) + 1,
+            )
+            self._streams[name] = stream
+            return stream.arn
+
+    def delete_stream(self, name: str) -> None:
+        with self._lock:
+            stream = self._streams.pop(name, None)
+        if stream is None:
+            raise _not_found(f"stream {name} not found")
+        with stream.cond:
+            stream.cond.notify_all()
+
+    def streams(self) -> list[Stream]:
+        with self._lock:
+            return list(self._streams.values())
+
+    def stream(self, name_or_arn: str) -> Stream:
+        """A stream by name or ARN (raises the ResourceNotFoundException KVS would)."""
+        with self._lock:
+            if name_or_arn in self._streams:
+                return self._streams[name_or_arn]
+            for stream in self._streams.values():
+                if stream.arn == name_or_arn:
+                    return stream
+        raise _not_found(f"The requested stream {name_or_arn} was not found")
+
+    def _resolve(self, body: dict[str, Any]) -> Stream:
+        key = body.get("StreamARN") or body.get("StreamName")
+        if not key:
+            raise _invalid("StreamName or StreamARN is required")
+        return self.stream(str(key))
+
+    # --- producer side ---
+    def ingest(
+        self, stream_name: str, spec: FragmentSpec, *, server_timestamp_ms: int | None = None
+    ) -> StoredFragment:
+        """Store one fragment now (assigns its number) and wake live GetMedia readers."""
+        stream = self.stream(stream_name)
+        parts = encode_fragment_parts(spec)
+        with stream.cond:
+            index = stream.next_index
+            stored = StoredFragment(
+                index=index,
+                fragment_number=stream.fragment_number(index),
+                producer_timestamp_ms=spec.timecode_ms,
+                server_timestamp_ms=(
+                    self.clock.now_ms() if server_timestamp_ms is None else server_timestamp_ms
+                ),
+                duration_ms=spec.duration_ms,
+                contact_id=spec.contact_id,
+                parts=parts,
+            )
+            stream.fragments.append(stored)
+            stream.by_number[stored.fragment_number] = index
+            self._expire(stream)
+            stream.cond.notify_all()
+        return stored
+
+    def feed(
+        self,
+        stream_name: str,
+        specs: Iterable[FragmentSpec],
+        *,
+        realtime: bool = True,
+        on_ingest: Callable[[StoredFragment], None] | None = None,
+    ) -> Feed:
+        """Ingest `specs` in the background, each when the media clock reaches its end (`realtime`),
+        or as fast as possible. Put the call's start at `emulator.clock.now_ms()` for a live call."""
+        self.stream(stream_name)
+        feed = Feed(self, stream_name, specs, realtime, on_ingest)
+        self._feeds.append(feed)
+        return feed
+
+    def fragments(self, stream_name: str) -> list[StoredFragment]:
+        """The retained fragments of a stream, oldest first."""
+        stream = self.stream(stream_name)
+        with stream.cond:
+            self._expire(stream)
+            return list(stream.fragments)
+
+    def _expire(self, stream: Stream) -> None:
+        """Drop fragments older than the retention (caller holds stream.cond)."""
+        if stream.retention_ms is None:
+            return
+        cutoff = self.clock.now_ms() - stream.retention_ms
+        drop = 0
+        while drop < len(stream.fragments) and stream.fragments[drop].server_timestamp_ms < cutoff:
+            stream.by_number.pop(stream.fragments[drop].fragment_number, None)
+            drop += 1
+        if drop:
+            del stream.fragments[:drop]
+            stream.first_index += drop
+
+    # --- faults and inspection ---
+    def add_fault(self, stream_name: str, fault: Fault) -> None:
+        """Queue a fault: each GetMedia call on the stream takes the next queued fault, if any."""
+        stream = self.stream(stream_name)
+        with stream.cond:
+            stream.faults.append(fault)
+
+    def stats(self, stream_name: str) -> StreamStats:
+        return self.stream(stream_name).stats
+
+    def active_connections(self, stream_name: str) -> int:
+        return self.stream(stream_name).stats.active_connections
+
+    # --- GetMedia ---
+    def _admit(self, stream: Stream) -> Fault | None:
+        """Apply the per-stream call rate and connection limits; returns the fault for this call."""
+        cfg = self.config
+        now = time.monotonic()
+        with stream.cond:
+            stream.stats.get_media_calls += 1
+            while stream.calls and stream.calls[0] <= now - 1.0:
+                stream.calls.popleft()
+            stream.calls.append(now)
+            if (
+                cfg.max_calls_per_second is not None
+                and len(stream.calls) > cfg.max_calls_per_second
+            ):
+                stream.stats.rejected_rate += 1
+                raise _ApiError(
+                    "ClientLimitExceededException",
+                    400,
+                    "Kinesis Video Streams has throttled the request because you have exceeded "
+                    f"the limit of allowed client calls ({cfg.max_calls_per_second}/s on {stream.name})",
+                )
+            if (
+                cfg.max_connections_per_stream is not None
+                and stream.stats.active_connections >= cfg.max_connections_per_stream
+            ):
+                stream.stats.rejected_connections += 1
+                raise _ApiError(
+                    "ConnectionLimitExceededException",
+                    400,
+                    "Kinesis Video Streams has throttled the request because you have exceeded the "
+                    f"limit of allowed client connections ({cfg.max_connections_per_stream} "
+                    f"on {stream.name})",
+                )
+            fault = stream.faults.popleft() if stream.faults else None
+            if isinstance(fault, ApiError):
+                raise _ApiError(fault.error_type, fault.status, fault.message)
+            stream.stats.active_connections += 1
+            stream.stats.max_active_connections = max(
+                stream.stats.max_active_connections, stream.stats.active_connections
+            )
+            return fault
+
+    def _release(self, stream: Stream) -> None:
+        with stream.cond:
+            stream.stats.active_connections -= 1
+
+    def _start_point(self, stream: Stream, selector: dict[str, Any]) -> _StartPoint:
+        """Where a GetMedia response starts, for a StartSelector (an error chunk if it cannot)."""
+        kind = selector.get("StartSelectorType")
+        with stream.cond:
+            self._expire(stream)
+            if kind == "EARLIEST":
+                return _StartPoint(stream.first_index)
+            if kind == "NOW":
+                return _StartPoint(stream.next_index)
+            if kind in {"FRAGMENT_NUMBER", "CONTINUATION_TOKEN"}:
+                key = "AfterFragmentNumber" if kind == "FRAGMENT_NUMBER" else "ContinuationToken"
+                number = selector.get(key)
+                if not number:
+                    raise _invalid(f"StartSelector {kind} requires {key}")
+                index = stream.by_number.get(str(number))
+                if index is None:  # expired or never there
+                    return _StartPoint(stream.next_index, error=ERROR_FRAGMENT_NOT_FOUND)
+                inclusive = kind == "FRAGMENT_NUMBER" and self.config.fragment_number_inclusive
+                return _StartPoint(index if inclusive else index + 1)
+            if kind in {"PRODUCER_TIMESTAMP", "SERVER_TIMESTAMP"}:
+                if selector.get("StartTimestamp") is None:
+                    raise _invalid(f"StartSelector {kind} requires StartTimestamp")
+                at_ms = round(float(selector["StartTimestamp"]) * 1000)
+                server = kind == "SERVER_TIMESTAMP"
+                # The chunk containing that time; if none yet, the first one ending after it.
+                return _StartPoint(stream.first_index, not_ending_by_ms=at_ms, server_time=server)
+        raise _invalid(f"unknown StartSelectorType {kind!r}")
+
+    def _media(
+        self, stream: Stream, start: _StartPoint, fault: Fault | None
+    ) -> Iterator[bytes | None]:
+        """Chunks of a live GetMedia response. Yields None to ask for an abrupt drop."""
+        cfg = self.config
+        opened = time.monotonic()
+        deadline = opened + cfg.max_connection_seconds if cfg.max_connection_seconds else None
+        last_data = opened
+        cursor = start.index
+        skip_until_ms = start.not_ending_by_ms
+        delivered = 0
+        cutting = False
+        while True:
+            with stream.cond:
+                while cursor >= stream.next_index:
+                    now = time.monotonic()
+                    if self._stopping.is_set() or stream.name not in self._streams:
+                        return
+                    if deadline is not None and now >= deadline:
+                        cutting = True
+                    idle_left = cfg.idle_timeout_seconds - (now - last_data)
+                    if idle_left <= 0:
+                        return
+                    waits = [idle_left] + ([deadline - now] if deadline and not cutting else [])
+                    stream.cond.wait(max(0.001, min(waits)))
+                cursor = max(cursor, stream.first_index)  # expired while we read: skip ahead
+                fragment = stream.get(cursor)
+                millis_behind = max(0, self.clock.now_ms() - fragment.server_timestamp_ms)
+            cursor += 1
+            if skip_until_ms is not None:
+                end = fragment.end_server_ms if start.server_time else fragment.end_producer_ms
+                if end <= skip_until_ms:
+                    continue
+                skip_until_ms = None
+            if isinstance(fault, ErrorChunk) and delivered == fault.after_fragments:
+                yield encode_error_chunk(fault.code, fault.error_id)
+                return
+            data = fragment.chunk(millis_behind)
+            if isinstance(fault, DropConnection) and delivered == fault.after_fragments:
+                yield data[: fault.bytes_into_next]
+                stream.stats.responses_cut += 1
+                if not fault.clean:
+                    yield None
+                return
+            if deadline is not None and (cutting or time.monotonic() >= deadline):
+                yield data[: len(data) // 2]
+                stream.stats.responses_cut += 1
+                return
+            pieces = max(1, cfg.write_pieces)
+            step = -(-len(data) // pieces)
+            for i in range(0, len(data), step):
+                yield data[i : i + step]
+            delivered += 1
+            stream.stats.fragments_delivered += 1
+            last_data = time.monotonic()
+
+    # --- API operations (JSON in, JSON out) ---
+    def api_create_stream(self, body: dict[str, Any]) -> dict[str, Any]:
+        name = body.get("StreamName")
+        if not name:
+            raise _invalid("StreamName is required")
+        return {
+            "StreamARN": self.create_stream(
+                str(name), retention_hours=int(body.get("DataRetentionInHours", 0))
+            )
+        }
+
+    def api_describe_stream(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {"StreamInfo": self._stream_info(self._resolve(body))}
+
+    def api_list_streams(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {"StreamInfoList": [self._stream_info(s) for s in self.streams()]}
+
+    def api_delete_stream(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.delete_stream(self._resolve(body).name)
+        return {}
+
+    def _stream_info(self, stream: Stream) -> dict[str, Any]:
+        return {
+            "DeviceName": "",
+            "StreamName": stream.name,
+            "StreamARN": stream.arn,
+            "MediaType": "",
+            "KmsKeyId": f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/aws/kinesisvideo",
+            "Version": "1",
+            "Status": "ACTIVE",
+            "CreationTime": stream.creation_ms / 1000,
+            "DataRetentionInHours": stream.retention_hours,
+        }
+
+    def api_get_data_endpoint(self, body: dict[str, Any]) -> dict[str, Any]:
+        self._resolve(body)
+        if not body.get("APIName"):
+            raise _invalid("APIName is required")
+        return {"DataEndpoint": self.endpoint_url}
+
+    def api_list_fragments(self, body: dict[str, Any]) -> dict[str, Any]:
+        stream = self._resolve(body)
+        selector = body.get("FragmentSelector")
+        max_results = int(body.get("MaxResults", 100))
+        offset = int(body.get("NextToken") or 0)
+        with stream.cond:
+            self._expire(stream)
+            fragments = list(stream.fragments)
+        if selector:
+            server = selector.get("FragmentSelectorType") == "SERVER_TIMESTAMP"
+            rng = selector.get("TimestampRange") or {}
+            lo = round(float(rng["StartTimestamp"]) * 1000)
+            hi = round(float(rng["EndTimestamp"]) * 1000)
+            fragments = [
+                f
+                for f in fragments
+                if lo <= (f.server_timestamp_ms if server else f.producer_timestamp_ms) <= hi
+            ]
+        page = fragments[offset : offset + max_results]
+        result: dict[str, Any] = {
+            "Fragments": [
+                {
+                    "FragmentNumber": f.fragment_number,
+                    "FragmentSizeInBytes": f.size,
+                    "ProducerTimestamp": f.producer_timestamp_ms / 1000,
+                    "ServerTimestamp": f.server_timestamp_ms / 1000,
+                    "FragmentLengthInMilliseconds": f.duration_ms,
+                }
+                for f in page
+            ]
+        }
+        if offset + max_results < len(fragments):
+            result["NextToken"] = str(offset + max_results)
+        return result
+
+    def fragment_list_media(self, body: dict[str, Any]) -> bytes:
+        stream = self._resolve(body)
+        numbers = body.get("Fragments") or []
+        if not numbers:
+            raise _invalid("Fragments must not be empty")
+        chunks = []
+        with stream.cond:
+            self._expire(stream)
+            for number in numbers:
+                index = stream.by_number.get(str(number))
+                if index is None:
+                    raise _not_found(f"fragment {number} not found in stream {stream.name}")
+                chunks.append(stream.get(index).chunk(None, with_continuation=False))
+        return b"".join(chunks)
+
+
+# --- HTTP --------------------------------------------------------------------------------------------------
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(
+        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], kvs: KvsEmulator
+    ) -> None:
+        self.kvs = kvs
+        super().__init__(address, handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+    timeout = 60
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: tests read the emulator's state, not its log."""
+
+    def do_POST(self) -> None:
+        kvs = self.server.kvs
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            try:
+                body = json.loads(raw or b"{}")
+            except json.JSONDecodeError as exc:
+                raise _ApiError("SerializationException", 400, f"body is not JSON: {exc}") from None
+            if not isinstance(body, dict):
+                raise _ApiError("SerializationException", 400, "body must be a JSON object")
+            path = self.path.split("?", 1)[0]
+            if path == "/getMedia":
+                self._get_media(kvs, body)
+                return
+            if path == "/getMediaForFragmentList":
+                self._send_media_bytes(kvs.fragment_list_media(body))
+                return
+            operations: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+                "/createStream": kvs.api_create_stream,
+                "/describeStream": kvs.api_describe_stream,
+                "/listStreams": kvs.api_list_streams,
+                "/deleteStream": kvs.api_delete_stream,
+                "/getDataEndpoint": kvs.api_get_data_endpoint,
+                "/listFragments": kvs.api_list_fragments,
+            }
+            operation = operations.get(path)
+            if operation is None:
+                raise _ApiError("UnknownOperationException", 404, f"no operation at {path}")
+            self._send_json(200, operation(body))
+        except _ApiError as err:
+            self._send_json(
+                err.status, {"Message": err.message}, {"x-amzn-ErrorType": err.error_type}
+            )
+
+    def _headers(self, extra: dict[str, str]) -> None:
+        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        for key, value in extra.items():
+            self.send_header(key, value)
+        self.end_headers()
+
+    def _send_json(
+        self, status: int, payload: dict[str, Any], extra: dict[str, str] | None = None
+    ) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self._headers(
+            {"Content-Type": "application/json", "Content-Length": str(len(data)), **(extra or {})}
+        )
+        self.wfile.write(data)
+
+    def _send_media_bytes(self, data: bytes) -> None:
+        self.send_response(200)
+        self._headers({"Content-Type": CONTENT_TYPE, "Content-Length": str(len(data))})
+        self.wfile.write(data)
+
+    def _get_media(self, kvs: KvsEmulator, body: dict[str, Any]) -> None:
+        stream = kvs._resolve(body)
+        selector = body.get("StartSelector")
+        if not isinstance(selector, dict):
+            raise _invalid("StartSelector is required")
+        start = kvs._start_point(stream, selector)  # invalid selectors fail before counting
+        fault = kvs._admit(stream)
+        try:
+            self.send_response(200)
+            self._headers(
+                {
+                    "Content-Type": CONTENT_TYPE,
+                    "Transfer-Encoding": "chunked",
+                    "Connection": "close",
+                }
+            )
+            self.close_connection = True
+            if start.error is not None:
+                self._chunk(encode_error_chunk(*start.error))
+            else:
+                for data in kvs._media(stream, start, fault):
+                    if data is None:
+                        self._abort()
+                        return
+                    if data:
+                        self._chunk(data)
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            self.close_connection = True  # the client went away: nothing to tell it
+        finally:
+            kvs._release(stream)
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(b"%X\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def _abort(self) -> None:
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
