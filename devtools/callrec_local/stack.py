@@ -9,7 +9,7 @@ GetMedia works too.
 
 Handlers find the local endpoints exactly as boto3 finds any endpoint: through botocore's
 AWS_ENDPOINT_URL (moto) and service-specific AWS_ENDPOINT_URL_LAMBDA,
-AWS_ENDPOINT_URL_KINESIS_VIDEO(_MEDIA, _ARCHIVED_MEDIA) variables, with dummy credentials; no
+AWS_ENDPOINT_URL_KINESIS_VIDEO(_MEDIA, _ARCHIVED_MEDIA) variables, with a dummy access key of the stack's own moto account; no
 handler has a local-only code path.
 
 Time: `time_scale` multiplies every duration the template and Lambda define (timeouts, batching
@@ -28,9 +28,9 @@ import importlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import tempfile
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,11 +61,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DUMMY_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-}
+# moto maps a request to an account by its access key; the stack creates one in its own account.
+BOOTSTRAP_ACCESS_KEY = "testing"
 # botocore's service-specific endpoint variables (AWS_ENDPOINT_URL_<service id>), per client name.
 KVS_ENDPOINT_VARIABLES = {
     "kinesisvideo": "AWS_ENDPOINT_URL_KINESIS_VIDEO",
@@ -112,6 +109,7 @@ class LocalStack:
         *,
         stack_name: str = "callrec-local",
         region: str = "us-east-1",
+        account_id: str | None = None,
         parameters: Mapping[str, str] | None = None,
         time_scale: float = 1.0,
         overrides: Mapping[str, FunctionOverride] | None = None,
@@ -122,7 +120,17 @@ class LocalStack:
         work_dir: Path | None = None,
     ) -> None:
         self.template_path = template_path
-        self.account = Account(stack_name=stack_name, region=region)
+        # Every stack gets its own moto account (random unless given), so stacks, and other tests
+        # using moto in the same process, never see each other's resources.
+        self.account = Account(
+            stack_name=stack_name,
+            region=region,
+            account_id=account_id or f"{secrets.randbelow(9 * 10**11) + 10**11}",
+        )
+        self._credentials = {
+            "AWS_ACCESS_KEY_ID": BOOTSTRAP_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": BOOTSTRAP_ACCESS_KEY,
+        }
         self.parameters = dict(parameters or {})
         self.time_scale = time_scale
         self.overrides = dict(overrides or {})
@@ -156,8 +164,7 @@ class LocalStack:
             self._moto.start()
             host, port = self._moto.get_host_and_port()
             self.moto_endpoint = f"http://{host}:{port}"
-            # One moto per process: start from empty backends whatever ran before.
-            self._moto_api("reset")
+            self._credentials = self._account_credentials()
             if self._kvs is not None:
                 self.kvs_endpoint = self._kvs.start()
             self._plan = local_plan(
@@ -200,11 +207,8 @@ class LocalStack:
             self._kvs.stop()
             self.kvs_endpoint = None
         if self._moto is not None:
-            try:
-                self._moto_api("reset")
-            finally:
-                self._moto.stop()
-                self._moto = None
+            self._moto.stop()
+            self._moto = None
         if self._own_work_dir and self._work_dir is not None:
             shutil.rmtree(self._work_dir, ignore_errors=True)
             self._work_dir = None
@@ -220,11 +224,21 @@ class LocalStack:
     ) -> None:
         self.stop()
 
-    def _moto_api(self, action: str) -> None:
-        url = f"{self.moto_endpoint}/moto-api/{action}"  # http on loopback, never a user's URL
-        request = urllib.request.Request(url, method="POST")  # noqa: S310
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            response.read()
+    def _account_credentials(self) -> dict[str, str]:
+        """An access key of an IAM user in the stack's own moto account."""
+        account_id = self.account.account_id
+
+        def to_account(request: Any, **_: Any) -> None:
+            request.headers["x-moto-account-id"] = account_id
+
+        iam = self.client("iam")
+        iam.meta.events.register("before-sign.iam.*", to_account)
+        iam.create_user(UserName=self.account.stack_name)
+        key = iam.create_access_key(UserName=self.account.stack_name)["AccessKey"]
+        return {
+            "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+        }
 
     # ------------------------------------------------------------------ what the template says
     @property
@@ -281,7 +295,7 @@ class LocalStack:
     def environment(self) -> dict[str, str]:
         """Variables that point any boto3 client (in a handler or a test) at this stack."""
         env = {
-            **DUMMY_CREDENTIALS,
+            **self._credentials,
             "AWS_DEFAULT_REGION": self.account.region,
             "AWS_REGION": self.account.region,
             # Nothing from a developer's ~/.aws may leak in.
@@ -309,9 +323,8 @@ class LocalStack:
             service_name,  # type: ignore[call-overload]
             endpoint_url=self.endpoint_for(service_name),
             region_name=self.account.region,
-            aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            aws_session_token=DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
+            aws_access_key_id=self._credentials["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=self._credentials["AWS_SECRET_ACCESS_KEY"],
         )
 
     def s3(self) -> S3Client:

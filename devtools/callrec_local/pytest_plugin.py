@@ -1,0 +1,56 @@
+"""pytest fixtures for the local stack; registered with `pytest_plugins = ["callrec_local.pytest_plugin"]`.
+
+- `local_stack`: the template as written (real timeouts, schedule on), started and stopped per test.
+- `local_stack_factory`: `local_stack_factory(time_scale=0.01, overrides={...}, ...)` takes
+  LocalStack's keyword arguments; every stack it starts is stopped after the test.
+- `local_stack_environment`: sets the stack's endpoint and credential variables in os.environ for
+  the test, for code under test that creates its own boto3 clients in the test process.
+
+Each stack lives in its own moto account, so these fixtures coexist with other moto fixtures and
+with each other in one process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callrec_local.stack import LocalStack
+
+LocalStackFactory = Callable[..., LocalStack]
+
+
+@pytest.fixture
+def local_stack_factory(tmp_path: Path) -> Iterator[LocalStackFactory]:
+    """Start local stacks with custom settings (LocalStack's keyword arguments)."""
+    stacks: list[LocalStack] = []
+
+    def start(**kwargs: Any) -> LocalStack:
+        kwargs.setdefault("work_dir", tmp_path / f"local-stack-{len(stacks)}")
+        stack = LocalStack(**kwargs)
+        stacks.append(stack)
+        return stack.start()
+
+    yield start
+    for stack in reversed(stacks):
+        stack.stop()
+
+
+@pytest.fixture
+def local_stack(local_stack_factory: LocalStackFactory) -> LocalStack:
+    """The local stack exactly as template.yaml configures it."""
+    return local_stack_factory()
+
+
+@pytest.fixture
+def local_stack_environment(
+    local_stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """`local_stack.environment` set in os.environ for the test; returns it."""
+    environment = local_stack.environment
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    return environment

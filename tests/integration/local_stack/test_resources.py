@@ -1,0 +1,110 @@
+"""The stack's resources, seen through real boto3 clients, are the ones template.yaml declares."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from callrec_local.stack import LocalStack
+from callrec_local.template import TEMPLATE_PATH, load_template
+
+TEMPLATE = load_template(TEMPLATE_PATH)
+
+
+def resources_of(kind: str) -> dict[str, dict[str, Any]]:
+    return {
+        logical_id: resource.get("Properties", {})
+        for logical_id, resource in TEMPLATE["Resources"].items()
+        if resource["Type"] == kind
+    }
+
+
+def test_stream_as_declared(stack: LocalStack) -> None:
+    (declared,) = resources_of("AWS::Kinesis::Stream").values()
+
+    summary = stack.kinesis().describe_stream_summary(StreamName=stack.stream_name)[
+        "StreamDescriptionSummary"
+    ]
+
+    assert summary["StreamName"] == stack.outputs["StartRecordStreamName"]
+    assert summary["StreamARN"] == stack.outputs["StartRecordStreamArn"]
+    assert summary["OpenShardCount"] == int(TEMPLATE["Parameters"]["ShardCount"]["Default"])
+    assert summary["RetentionPeriodHours"] == declared["RetentionPeriodHours"]
+    assert summary["EncryptionType"] == declared["StreamEncryption"]["EncryptionType"]
+
+
+def test_table_keys_index_and_ttl_as_declared(stack: LocalStack) -> None:
+    (declared,) = resources_of("AWS::DynamoDB::Table").values()
+    dynamodb = stack.dynamodb()
+
+    table = dynamodb.describe_table(TableName=stack.table_name)["Table"]
+    ttl = dynamodb.describe_time_to_live(TableName=stack.table_name)["TimeToLiveDescription"]
+
+    assert table["TableName"] == stack.outputs["RecordingsTableName"]
+    assert table["KeySchema"] == declared["KeySchema"]
+    assert sorted(table["AttributeDefinitions"], key=str) == sorted(
+        declared["AttributeDefinitions"], key=str
+    )
+    assert table["BillingModeSummary"]["BillingMode"] == declared["BillingMode"]
+    indexes = {
+        index["IndexName"]: (index["KeySchema"], index["Projection"])
+        for index in table["GlobalSecondaryIndexes"]
+    }
+    assert indexes == {
+        index["IndexName"]: (index["KeySchema"], index["Projection"])
+        for index in declared["GlobalSecondaryIndexes"]
+    }
+    assert ttl["TimeToLiveStatus"] == "ENABLED"
+    assert ttl["AttributeName"] == declared["TimeToLiveSpecification"]["AttributeName"]
+
+
+def test_bucket_named_versioned_and_notifying_as_declared(stack: LocalStack) -> None:
+    (spectrum,) = [
+        props
+        for props in resources_of("AWS::Serverless::Function").values()
+        if any(event["Type"] == "S3" for event in props.get("Events", {}).values())
+    ]
+    (s3_event,) = [e for e in spectrum["Events"].values() if e["Type"] == "S3"]
+    s3 = stack.s3()
+
+    versioning = s3.get_bucket_versioning(Bucket=stack.bucket_name)
+    notification = s3.get_bucket_notification_configuration(Bucket=stack.bucket_name)
+
+    assert stack.bucket_name == stack.outputs["RecordingsBucketName"]
+    assert stack.bucket_name == f"callrec-recordings-{stack.account.account_id}-us-east-1"
+    assert versioning["Status"] == "Enabled"
+    (configuration,) = notification["QueueConfigurations"]
+    assert configuration["Events"] == [s3_event["Properties"]["Events"]]
+    assert {
+        (rule["Name"].lower(), rule["Value"])
+        for rule in configuration["Filter"]["Key"]["FilterRules"]
+    } == {
+        (rule["Name"], rule["Value"]) for rule in s3_event["Properties"]["Filter"]["S3Key"]["Rules"]
+    }
+
+
+def test_failure_queues_as_declared(stack: LocalStack) -> None:
+    sqs = stack.sqs()
+    for logical_id, declared in resources_of("AWS::SQS::Queue").items():
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=stack.queue_url(logical_id), AttributeNames=["All"]
+        )["Attributes"]
+        assert attributes["MessageRetentionPeriod"] == str(declared["MessageRetentionPeriod"])
+    assert stack.outputs["RecorderFailureQueueUrl"] == stack.queue_url("RecorderFailureQueue")
+
+
+def test_handlers_get_template_variables_and_local_endpoints_only(stack: LocalStack) -> None:
+    # When the recorder runs
+    invocation = stack.invoke("RecorderFunction", {})
+
+    # Then it sees the template's variables resolved to this stack, and endpoints through
+    # botocore's standard variables
+    assert invocation.ok, invocation.error
+    env = invocation.result["environment"]
+    assert env["TABLE_NAME"] == stack.table_name
+    assert env["BUCKET_NAME"] == stack.bucket_name
+    assert env["RECORDER_FUNCTION_NAME"] == stack.function_name("RecorderFunction")
+    assert env["POWERTOOLS_SERVICE_NAME"] == "recorder"
+    assert env["AWS_ENDPOINT_URL"] == stack.moto_endpoint
+    assert env["AWS_ENDPOINT_URL_LAMBDA"] == stack.lambda_endpoint
+    assert env["AWS_LAMBDA_FUNCTION_NAME"] == stack.function_name("RecorderFunction")
+    assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "256"
