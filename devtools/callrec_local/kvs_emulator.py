@@ -219,7 +219,9 @@ class _StartPoint:
     error: tuple[str, str] | None = None
 
 
-class _ApiError(Exception):
+class KvsApiError(Exception):
+    """An error KVS answers with (its type is botocore's error code); also raised by the Python API."""
+
     def __init__(self, error_type: str, status: int, message: str) -> None:
         super().__init__(message)
         self.error_type = error_type
@@ -227,12 +229,12 @@ class _ApiError(Exception):
         self.message = message
 
 
-def _not_found(what: str) -> _ApiError:
-    return _ApiError("ResourceNotFoundException", 404, what)
+def _not_found(what: str) -> KvsApiError:
+    return KvsApiError("ResourceNotFoundException", 404, what)
 
 
-def _invalid(message: str) -> _ApiError:
-    return _ApiError("InvalidArgumentException", 400, message)
+def _invalid(message: str) -> KvsApiError:
+    return KvsApiError("InvalidArgumentException", 400, message)
 
 
 # --- feeding (the producer side) -------------------------------------------------------------------------
@@ -389,7 +391,7 @@ class KvsEmulator:
         retention 0 keeps everything (Connect's "no retention" live-only mode is not emulated)."""
         with self._lock:
             if name in self._streams:
-                raise _ApiError("ResourceInUseException", 400, f"stream {name} already exists")
+                raise KvsApiError("ResourceInUseException", 400, f"stream {name} already exists")
             creation = self.clock.now_ms()
             if retention_seconds is not None:
                 retention_ms: int | None = int(retention_seconds * 1000)
@@ -523,7 +525,7 @@ class KvsEmulator:
                 and len(stream.calls) > cfg.max_calls_per_second
             ):
                 stream.stats.rejected_rate += 1
-                raise _ApiError(
+                raise KvsApiError(
                     "ClientLimitExceededException",
                     400,
                     "Kinesis Video Streams has throttled the request because you have exceeded "
@@ -534,7 +536,7 @@ class KvsEmulator:
                 and stream.stats.active_connections >= cfg.max_connections_per_stream
             ):
                 stream.stats.rejected_connections += 1
-                raise _ApiError(
+                raise KvsApiError(
                     "ConnectionLimitExceededException",
                     400,
                     "Kinesis Video Streams has throttled the request because you have exceeded the "
@@ -543,7 +545,7 @@ class KvsEmulator:
                 )
             fault = stream.faults.popleft() if stream.faults else None
             if isinstance(fault, ApiError):
-                raise _ApiError(fault.error_type, fault.status, fault.message)
+                raise KvsApiError(fault.error_type, fault.status, fault.message)
             stream.stats.active_connections += 1
             stream.stats.max_active_connections = max(
                 stream.stats.max_active_connections, stream.stats.active_connections
@@ -759,9 +761,11 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 body = json.loads(raw or b"{}")
             except json.JSONDecodeError as exc:
-                raise _ApiError("SerializationException", 400, f"body is not JSON: {exc}") from None
+                raise KvsApiError(
+                    "SerializationException", 400, f"body is not JSON: {exc}"
+                ) from None
             if not isinstance(body, dict):
-                raise _ApiError("SerializationException", 400, "body must be a JSON object")
+                raise KvsApiError("SerializationException", 400, "body must be a JSON object")
             path = self.path.split("?", 1)[0]
             if path == "/getMedia":
                 self._get_media(kvs, body)
@@ -779,9 +783,9 @@ class _Handler(BaseHTTPRequestHandler):
             }
             operation = operations.get(path)
             if operation is None:
-                raise _ApiError("UnknownOperationException", 404, f"no operation at {path}")
+                raise KvsApiError("UnknownOperationException", 404, f"no operation at {path}")
             self._send_json(200, operation(body))
-        except _ApiError as err:
+        except KvsApiError as err:
             self._send_json(
                 err.status, {"Message": err.message}, {"x-amzn-ErrorType": err.error_type}
             )
