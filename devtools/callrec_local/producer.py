@@ -705,17 +705,20 @@ def speech_like(
                 1.0 + 0.15 * np.sin(2 * np.pi * rng.uniform(1.0, 4.0) * k / SAMPLE_RATE)
             )
             phase = 2 * np.pi * np.cumsum(f0) / SAMPLE_RATE
+            # Two formant bumps (one vowel per syllable) shape the harmonic amplitudes.
+            f1, f2 = rng.uniform(300, 900), rng.uniform(900, 2500)
+            two_cos = 2.0 * np.cos(phase)
+            previous, current = np.zeros(end - t), np.sin(phase)
             voiced = np.zeros(end - t)
-            for harmonic in range(1, 16):
+            for harmonic in range(1, int(3600 // pitch_hz) + 1):
                 freq = pitch_hz * harmonic
-                if freq > 3600:
-                    break
-                # Two formant bumps shape the harmonic amplitudes.
-                f1, f2 = rng.uniform(300, 900), rng.uniform(900, 2500)
                 amp = np.exp(-(((freq - f1) / 250) ** 2)) + 0.6 * np.exp(
                     -(((freq - f2) / 400) ** 2)
                 )
-                voiced += (amp + 0.05) * np.sin(harmonic * phase)
+                if harmonic <= 3 or amp > 0.05:  # far from both formants: inaudible, skipped
+                    voiced += (amp + 0.05) * current
+                # sin((h+1)x) = 2 cos(x) sin(hx) - sin((h-1)x): cheaper than one sin per harmonic
+                previous, current = current, two_cos * current - previous
             envelope = np.abs(np.sin(np.pi * k / max(1, end - t - 1))) ** 0.8
             out[t:end] += 6000.0 * rng.uniform(0.4, 1.0) * envelope * voiced / 3.0
         t = end
