@@ -25,6 +25,7 @@ It deliberately does not emulate PutMedia, authentication, KMS, HLS/DASH or stre
 from __future__ import annotations
 
 import json
+import select
 import socket
 import threading
 import time
@@ -585,9 +586,16 @@ class KvsEmulator:
         raise _invalid(f"unknown StartSelectorType {kind!r}")
 
     def _media(
-        self, stream: Stream, start: _StartPoint, fault: Fault | None
+        self,
+        stream: Stream,
+        start: _StartPoint,
+        fault: Fault | None,
+        client_gone: Callable[[], bool] = lambda: False,
     ) -> Iterator[bytes | None]:
-        """Chunks of a live GetMedia response. Yields None to ask for an abrupt drop."""
+        """Chunks of a live GetMedia response. Yields None to ask for an abrupt drop.
+
+        While waiting for live data it checks `client_gone` every 100 ms, so a reader that closed its
+        body frees its connection slot at once rather than at the idle timeout."""
         cfg = self.config
         opened = time.monotonic()
         deadline = opened + cfg.max_connection_seconds if cfg.max_connection_seconds else None
@@ -600,7 +608,7 @@ class KvsEmulator:
             with stream.cond:
                 while cursor >= stream.next_index:
                     now = time.monotonic()
-                    if self._stopping.is_set() or stream.name not in self._streams:
+                    if self._stopping.is_set() or stream.name not in self._streams or client_gone():
                         return
                     if deadline is not None and now >= deadline:
                         cutting = True
@@ -608,7 +616,7 @@ class KvsEmulator:
                     if idle_left <= 0:
                         return
                     waits = [idle_left] + ([deadline - now] if deadline and not cutting else [])
-                    stream.cond.wait(max(0.001, min(waits)))
+                    stream.cond.wait(max(0.001, min([*waits, 0.1])))
                 cursor = max(cursor, stream.first_index)  # expired while we read: skip ahead
                 fragment = stream.get(cursor)
                 millis_behind = max(0, self.clock.now_ms() - fragment.server_timestamp_ms)
@@ -831,7 +839,7 @@ class _Handler(BaseHTTPRequestHandler):
             if start.error is not None:
                 self._chunk(encode_error_chunk(*start.error))
             else:
-                for data in kvs._media(stream, start, fault):
+                for data in kvs._media(stream, start, fault, self._client_gone):
                     if data is None:
                         self._abort()
                         return
@@ -843,6 +851,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # the client went away: nothing to tell it
         finally:
             kvs._release(stream)
+
+    def _client_gone(self) -> bool:
+        """True once the client closed its side (readable with nothing to read)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
     def _chunk(self, data: bytes) -> None:
         self.wfile.write(b"%X\r\n%s\r\n" % (len(data), data))

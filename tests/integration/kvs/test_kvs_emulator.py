@@ -443,3 +443,16 @@ def test_stop_ends_open_live_responses(emulator: Factory, clients: ClientsOf) ->
     reader.join(timeout=10)
     assert not reader.is_alive()
     assert result == [b""]
+
+
+def test_a_reader_closing_its_body_frees_its_connection_before_the_idle_timeout(
+    emulator: Factory, clients: ClientsOf
+) -> None:
+    kvs = emulator(idle_timeout_seconds=30.0)
+    kvs.create_stream("s")
+    response = clients(kvs).media.get_media(
+        StreamName="s", StartSelector={"StartSelectorType": "NOW"}
+    )
+    wait_for(lambda: kvs.active_connections("s") == 1)
+    response["Payload"].close()
+    wait_for(lambda: kvs.active_connections("s") == 0, timeout=10.0)
