@@ -351,6 +351,8 @@ class S3Notifications(_Threads):
         if body.get("Event") == "s3:TestEvent":
             return  # S3 sends one when the configuration is put; Lambda never sees it
         for record in body.get("Records", []):
+            if _moto_multipart_echo(record):
+                continue
             self._runtime.invoke_async(
                 function.name, {"Records": [self._complete(record)]}, source="s3"
             )
@@ -374,6 +376,14 @@ class S3Notifications(_Threads):
         s3["object"] = {**s3_object, "sequencer": f"{next(self._sequencer):018X}"}
         record["s3"] = s3
         return record
+
+
+def _moto_multipart_echo(record: dict[str, Any]) -> bool:
+    """moto's extra ObjectCreated:Put for a completed multipart upload (S3 sends only
+    ObjectCreated:CompleteMultipartUpload); a Put's ETag never has a multipart "-<parts>" suffix."""
+    return record.get("eventName") == "ObjectCreated:Put" and "-" in str(
+        record.get("s3", {}).get("object", {}).get("eTag", "")
+    )
 
 
 # ------------------------------------------------------------------ schedules

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
-from callrec_local.pytest_plugin import local_stack_factory  # noqa: F401 (until tests/conftest.py registers the plugin)
-from callrec_local.pytest_plugin import LocalStackFactory
+from callrec_local.pytest_plugin import (
+    LocalStackFactory,
+    local_stack_factory,  # noqa: F401 (until tests/conftest.py registers the plugin)
+)
 from callrec_local.stack import FunctionOverride, LocalStack
 from callrec_local.template import TEMPLATE_PATH, load_template
 

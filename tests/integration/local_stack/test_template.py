@@ -107,7 +107,10 @@ def test_the_real_template_resolves_with_its_defaults() -> None:
     for function in plan.functions.values():
         assert function.code_uri.is_dir(), function.code_uri
         assert all("${" not in value for value in function.environment.values())
-    assert plan.streams and plan.tables and plan.buckets and plan.queues
+    assert plan.streams
+    assert plan.tables
+    assert plan.buckets
+    assert plan.queues
 
 
 @pytest.mark.parametrize(

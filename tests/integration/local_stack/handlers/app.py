@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import boto3
+
 
 def _attempt(key: str) -> int:
     """1 on the first call with this key, 2 on the second... across processes."""
@@ -67,8 +69,6 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if event.get("fail_times", 0) >= attempt:
             raise RuntimeError(f"failing attempt {attempt} of {event['id']}")
     if event.get("handoff"):
-        import boto3
-
         boto3.client("lambda").invoke(
             FunctionName=os.environ["RECORDER_FUNCTION_NAME"],
             InvocationType="Event",
