@@ -33,6 +33,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
@@ -207,6 +208,21 @@ class Stream:
 
     def fragment_number(self, index: int) -> str:
         return str(_FRAGMENT_NUMBER_BASE + (self.seed % 10**12) * 10**20 + index * 7919)
+
+
+def _timestamp_ms(value: Any) -> int:
+    """A rest-json timestamp (epoch seconds, as botocore sends it; or ISO 8601) in epoch ms."""
+    if isinstance(value, int | float):
+        return round(value * 1000)
+    if isinstance(value, str):
+        try:
+            return round(float(value) * 1000)
+        except ValueError:
+            try:
+                return round(datetime.fromisoformat(value).timestamp() * 1000)
+            except ValueError:
+                pass
+    raise KvsApiError("InvalidArgumentException", 400, f"not a timestamp: {value!r}")
 
 
 @dataclass(frozen=True)
@@ -579,7 +595,7 @@ class KvsEmulator:
             if kind in {"PRODUCER_TIMESTAMP", "SERVER_TIMESTAMP"}:
                 if selector.get("StartTimestamp") is None:
                     raise _invalid(f"StartSelector {kind} requires StartTimestamp")
-                at_ms = round(float(selector["StartTimestamp"]) * 1000)
+                at_ms = _timestamp_ms(selector["StartTimestamp"])
                 server = kind == "SERVER_TIMESTAMP"
                 # The chunk containing that time; if none yet, the first one ending after it.
                 return _StartPoint(stream.first_index, not_ending_by_ms=at_ms, server_time=server)
@@ -699,8 +715,8 @@ class KvsEmulator:
         if selector:
             server = selector.get("FragmentSelectorType") == "SERVER_TIMESTAMP"
             rng = selector.get("TimestampRange") or {}
-            lo = round(float(rng["StartTimestamp"]) * 1000)
-            hi = round(float(rng["EndTimestamp"]) * 1000)
+            lo = _timestamp_ms(rng.get("StartTimestamp"))
+            hi = _timestamp_ms(rng.get("EndTimestamp"))
             fragments = [
                 f
                 for f in fragments
@@ -763,6 +779,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         kvs = self.server.kvs
+        self._streaming = False
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         try:
@@ -794,9 +811,18 @@ class _Handler(BaseHTTPRequestHandler):
                 raise KvsApiError("UnknownOperationException", 404, f"no operation at {path}")
             self._send_json(200, operation(body))
         except KvsApiError as err:
-            self._send_json(
-                err.status, {"Message": err.message}, {"x-amzn-ErrorType": err.error_type}
-            )
+            if self._streaming:
+                self._abort()  # a response is under way: nothing else can be said on it
+            else:
+                self._send_json(
+                    err.status, {"Message": err.message}, {"x-amzn-ErrorType": err.error_type}
+                )
+        except Exception as exc:  # a bug in the emulator: answer as AWS does, never hang the client
+            if self._streaming:
+                self._abort()
+            else:
+                message = f"emulator error: {exc!r}"
+                self._send_json(500, {"Message": message}, {"x-amzn-ErrorType": "InternalFailure"})
 
     def _headers(self, extra: dict[str, str]) -> None:
         self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
@@ -836,6 +862,7 @@ class _Handler(BaseHTTPRequestHandler):
                 }
             )
             self.close_connection = True
+            self._streaming = True
             if start.error is not None:
                 self._chunk(encode_error_chunk(*start.error))
             else:

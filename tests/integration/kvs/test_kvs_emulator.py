@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -456,3 +458,21 @@ def test_a_reader_closing_its_body_frees_its_connection_before_the_idle_timeout(
     wait_for(lambda: kvs.active_connections("s") == 1)
     response["Payload"].close()
     wait_for(lambda: kvs.active_connections("s") == 0, timeout=10.0)
+
+
+def test_malformed_requests_get_aws_shaped_errors(emulator: Factory) -> None:
+    kvs = emulator()
+    kvs.create_stream("s")
+
+    def post(path: str, data: bytes) -> tuple[int, str | None]:
+        request = urllib.request.Request(kvs.endpoint_url + path, data=data, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.headers.get("x-amzn-ErrorType")
+        except urllib.error.HTTPError as err:
+            return err.code, err.headers.get("x-amzn-ErrorType")
+
+    assert post("/getMedia", b"{not json") == (400, "SerializationException")
+    bad_time = b'{"StreamName": "s", "StartSelector": {"StartSelectorType": "PRODUCER_TIMESTAMP", "StartTimestamp": "soon"}}'
+    assert post("/getMedia", bad_time) == (400, "InvalidArgumentException")
+    assert post("/nope", b"{}") == (404, "UnknownOperationException")
