@@ -24,6 +24,7 @@ It deliberately does not emulate PutMedia, authentication, KMS, HLS/DASH or stre
 
 from __future__ import annotations
 
+import contextlib
 import json
 import select
 import socket
@@ -900,3 +901,32 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m callrec_local.kvs_emulator`: serve an emulator until interrupted (manual poking)."""
+    import argparse  # noqa: PLC0415 (only for the command line)
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--port", type=int, default=4567)
+    parser.add_argument("--speed", type=float, default=1.0)
+    parser.add_argument("--idle-timeout", type=float, default=3.0)
+    parser.add_argument("--max-connection-seconds", type=float, default=None)
+    parser.add_argument("--stream", action="append", default=[], help="create this stream")
+    args = parser.parse_args(argv)
+    config = EmulatorConfig(
+        port=args.port,
+        speed=args.speed,
+        idle_timeout_seconds=args.idle_timeout,
+        max_connection_seconds=args.max_connection_seconds,
+    )
+    with KvsEmulator(config) as kvs:
+        for name in args.stream:
+            kvs.create_stream(name)
+        print(kvs.endpoint_url, flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

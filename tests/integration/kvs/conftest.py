@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
-import ebmlite
+import ebmlite  # type: ignore[import-untyped]
 import pytest
 from botocore.config import Config
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import ebmlite
+import ebmlite  # type: ignore[import-untyped]
 import pytest
 from aws_lambda_powertools.utilities.data_classes import ConnectContactFlowEvent
 from botocore.config import Config

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import ebmlite
+import ebmlite  # type: ignore[import-untyped]
 import numpy as np
 import pytest
 
