@@ -61,6 +61,10 @@ class _Threads:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    def request_stop(self) -> None:
+        """Stop taking new work (`stop()` then waits for the threads)."""
+        self._stop.set()
+
     def stop(self) -> None:
         self._stop.set()
         for thread in self._threads:

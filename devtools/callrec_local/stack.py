@@ -89,6 +89,17 @@ class FunctionOverride:
     environment: Mapping[str, str] | None = None  # merged over the template's
 
 
+class FunctionError(Exception):
+    """A synchronous invocation ended in a function error (the invocation is attached)."""
+
+    def __init__(self, invocation: Invocation) -> None:
+        error = invocation.error or {}
+        super().__init__(
+            f"{invocation.function_name}: {error.get('errorType')}: {error.get('errorMessage')}"
+        )
+        self.invocation = invocation
+
+
 def default_kvs() -> KvsServer | None:
     """The KVS emulator of callrec_local.kvs_emulator, if it exists yet."""
     try:
@@ -195,11 +206,14 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop the wiring, kill every running invocation, stop the servers, drop the state."""
+        # Pollers first stop taking work, then running invocations die, then the pollers end.
+        for source in self._sources:
+            source.request_stop()
+        if self._runtime is not None:
+            self._runtime.stop()
         for source in self._sources:
             source.stop()
         self._sources.clear()
-        if self._runtime is not None:
-            self._runtime.stop()
         if self._api is not None:
             self._api.stop()
             self._api = None
@@ -475,7 +489,28 @@ class LocalStack:
                 bodies.append(json.loads(message["Body"]))
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
+    @property
+    def kvs(self) -> KvsServer | None:
+        """The KVS emulator the handlers reach (a `KvsEmulator` unless another was given)."""
+        return self._kvs
+
     # ------------------------------------------------------------------ running functions
+    def contact_flow_handler(self) -> Callable[[dict[str, Any]], Any]:
+        """Invoke the function Connect may invoke, as Connect does: synchronously; its result.
+
+        For `ConnectSimulator(emulator, stack.contact_flow_handler())`. A function error is raised
+        as `FunctionError` (the contact flow takes its Error branch).
+        """
+        (logical_id,) = self.plan.connect_functions
+
+        def invoke(event: dict[str, Any]) -> Any:
+            invocation = self.runtime.invoke(logical_id, event, source="connect")
+            if invocation.error is not None:
+                raise FunctionError(invocation)
+            return invocation.result
+
+        return invoke
+
     @property
     def runtime(self) -> LambdaRuntime:
         if self._runtime is None:

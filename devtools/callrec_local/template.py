@@ -436,6 +436,8 @@ class LocalPlan:
     queues: Mapping[str, QueueSpec]
     functions: Mapping[str, FunctionSpec]
     outputs: Mapping[str, str] = field(default_factory=dict)
+    # Logical ids of the functions Amazon Connect may invoke (AWS::Lambda::Permission to Connect).
+    connect_functions: tuple[str, ...] = ()
 
     def function(self, name_or_logical_id: str) -> FunctionSpec:
         """A function by logical id, name or ARN."""
@@ -707,4 +709,11 @@ def local_plan(
             for k, p in builder.of_type("AWS::Serverless::Function").items()
         },
         outputs=outputs,
+        connect_functions=tuple(
+            str(props["FunctionName"]["Ref"])
+            for props in builder.of_type("AWS::Lambda::Permission").values()
+            if props.get("Principal") == "connect.amazonaws.com"
+            and isinstance(props.get("FunctionName"), dict)
+            and "Ref" in props["FunctionName"]
+        ),
     )

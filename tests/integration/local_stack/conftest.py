@@ -37,8 +37,13 @@ def make_stack(local_stack_factory: LocalStackFactory, state_dir: Path) -> Stack
     """A stack with every template function running handlers/app.py; `timeouts` by logical id."""
 
     def make(
-        *, timeouts: dict[str, float] | None = None, template: Path = TEMPLATE_PATH, **kwargs: Any
+        *,
+        timeouts: dict[str, float] | None = None,
+        template: Path = TEMPLATE_PATH,
+        real_functions: frozenset[str] | set[str] = frozenset(),
+        **kwargs: Any,
     ) -> LocalStack:
+        """`real_functions` keep their code from the template; the others run handlers/app.py."""
         timeouts = {"SendEventFunction": SEND_EVENT_TIMEOUT_S, **(timeouts or {})}
         functions = [
             logical_id
@@ -47,7 +52,7 @@ def make_stack(local_stack_factory: LocalStackFactory, state_dir: Path) -> Stack
         ]
         overrides = {
             logical_id: FunctionOverride(
-                code_uri=HANDLERS,
+                code_uri=None if logical_id in real_functions else HANDLERS,
                 timeout_s=timeouts.get(logical_id),
                 environment={"STATE_DIR": str(state_dir)},
             )

@@ -4,7 +4,8 @@ Direct and async events are instructions: {"id": ..., "fail_times": n} raises on
 attempts of that id; {"sleep_s": s, "sleep_times": n} sleeps on the first n attempts;
 {"handoff": n} re-invokes RECORDER_FUNCTION_NAME asynchronously with {"handoff": n - 1}, as the
 recorder hands off a long call. Kinesis records carry JSON instructions: {"poison": true} makes
-the whole invocation fail; {"id": ..., "reject_times": n} reports the record in batchItemFailures
+the whole invocation fail; a start record (from the real contact-flow function) is answered with
+the first bytes GetMedia returns from its fragment on; {"id": ..., "reject_times": n} reports the record in batchItemFailures
 on the first n attempts. Attempts are counted in files under STATE_DIR, as handlers in separate
 processes share nothing else. Every invocation returns what it saw of its context.
 """
@@ -42,15 +43,36 @@ def _context_seen(context: Any) -> dict[str, Any]:
     }
 
 
+def _first_media_bytes(stream_arn: str, start_fragment_number: str) -> str:
+    """GetMedia from the start record's fragment, through the endpoints boto3 finds by itself."""
+    endpoint = boto3.client("kinesisvideo").get_data_endpoint(
+        StreamARN=stream_arn, APIName="GET_MEDIA"
+    )["DataEndpoint"]
+    media = boto3.client("kinesis-video-media", endpoint_url=endpoint).get_media(
+        StreamARN=stream_arn,
+        StartSelector={
+            "StartSelectorType": "FRAGMENT_NUMBER",
+            "AfterFragmentNumber": start_fragment_number,
+        },
+    )
+    return media["Payload"].read(4).hex()
+
+
 def _kinesis(event: dict[str, Any]) -> dict[str, Any]:
     failures = []
+    media = []
     for record in event["Records"]:
         instruction = json.loads(base64.b64decode(record["kinesis"]["data"]))
+        if "stream_arn" in instruction:  # a start record from the contact-flow function
+            media.append(
+                _first_media_bytes(instruction["stream_arn"], instruction["start_fragment_number"])
+            )
+            continue
         if instruction.get("poison"):
             raise ValueError(f"poison record {record['kinesis']['sequenceNumber']}")
         if instruction.get("reject_times", 0) >= _attempt(f"reject-{instruction['id']}"):
             failures.append({"itemIdentifier": record["kinesis"]["sequenceNumber"]})
-    return {"batchItemFailures": failures}
+    return {"batchItemFailures": failures, "media": media}
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
