@@ -476,3 +476,23 @@ def test_malformed_requests_get_aws_shaped_errors(emulator: Factory) -> None:
     bad_time = b'{"StreamName": "s", "StartSelector": {"StartSelectorType": "PRODUCER_TIMESTAMP", "StartTimestamp": "soon"}}'
     assert post("/getMedia", bad_time) == (400, "InvalidArgumentException")
     assert post("/nope", b"{}") == (404, "UnknownOperationException")
+
+
+def test_fragments_written_in_pieces_arrive_identical(
+    emulator: Factory, clients: ClientsOf, chunks: Walk
+) -> None:
+    whole, pieces = (
+        emulator(idle_timeout_seconds=0.2),
+        emulator(idle_timeout_seconds=0.2, write_pieces=7),
+    )
+    bodies = []
+    start_ms = whole.clock.now_ms() - 60_000  # within retention; MILLIS_BEHIND_NOW of equal width
+    for kvs in (whole, pieces):
+        kvs.create_stream("s")
+        ingest_all(kvs, "s", specs(start_ms, seconds=3.0))
+        got = chunks(get_media(clients(kvs), {"StartSelectorType": "EARLIEST"}))
+        bodies.append(
+            [(c.tags["AWS_KINESISVIDEO_FRAGMENT_NUMBER"], c.blocks, len(c.raw)) for c in got]
+        )
+    assert bodies[0] == bodies[1]
+    assert len(bodies[0]) == 3

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import struct
+import wave
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,7 +33,9 @@ from callrec_local.producer import (
     encode_capture,
     encode_error_chunk,
     encode_fragment,
+    read_wav_pcm,
     speech_like,
+    write_wav_pcm,
 )
 
 SCHEMA = ebmlite.loadSchema("matroska.xml")
@@ -423,3 +426,19 @@ def test_speech_like_signals_are_deterministic_and_never_digital_silence() -> No
     windows = samples[: len(samples) // 64 * 64].reshape(-1, 64)
     assert (np.abs(windows).max(axis=1) > 0).all()
     assert np.abs(samples).max() > 3000
+
+
+def test_wav_sources_are_read_as_connect_pcm(tmp_path: Path) -> None:
+    pcm = speech_like(1.0, seed=4)
+    plain = tmp_path / "plain.wav"
+    write_wav_pcm(plain, pcm)
+    assert read_wav_pcm(plain) == pcm
+    # 16 kHz stereo: first channel, resampled to 8 kHz
+    wide = tmp_path / "wide.wav"
+    samples = np.repeat(np.frombuffer(pcm, "<i2"), 2)  # 16 kHz by repetition
+    with wave.open(str(wide), "wb") as wav:
+        wav.setnchannels(2)
+        wav.setsampwidth(2)
+        wav.setframerate(16000)
+        wav.writeframes(np.column_stack((samples, -samples)).astype("<i2").tobytes())
+    assert read_wav_pcm(wide) == pcm
