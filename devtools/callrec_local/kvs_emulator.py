@@ -234,7 +234,7 @@ class _StartPoint:
     index: int
     not_ending_by_ms: int | None = None
     server_time: bool = False
-    error: tuple[str, str] | None = None
+    error: tuple[str, str, str] | None = None  # code, id, fragment number
 
 
 class KvsApiError(Exception):
@@ -590,7 +590,8 @@ class KvsEmulator:
                     raise _invalid(f"StartSelector {kind} requires {key}")
                 index = stream.by_number.get(str(number))
                 if index is None:  # expired or never there
-                    return _StartPoint(stream.next_index, error=ERROR_FRAGMENT_NOT_FOUND)
+                    error = (*ERROR_FRAGMENT_NOT_FOUND, str(number))
+                    return _StartPoint(stream.next_index, error=error)
                 inclusive = kind == "FRAGMENT_NUMBER" and self.config.fragment_number_inclusive
                 return _StartPoint(index if inclusive else index + 1)
             if kind in {"PRODUCER_TIMESTAMP", "SERVER_TIMESTAMP"}:
@@ -745,14 +746,19 @@ class KvsEmulator:
         numbers = body.get("Fragments") or []
         if not numbers:
             raise _invalid("Fragments must not be empty")
+        malformed = [n for n in numbers if not str(n).isdigit()]
+        if malformed:
+            raise _invalid(f"Fragment numbers are invalid : [{', '.join(map(str, malformed))}]")
         chunks = []
         with stream.cond:
             self._expire(stream)
             for number in numbers:
                 index = stream.by_number.get(str(number))
                 if index is None:
-                    raise _not_found(f"fragment {number} not found in stream {stream.name}")
-                chunks.append(stream.get(index).chunk(None, with_continuation=False))
+                    # As KVS does (aws/aws-sdk-js#3217): HTTP 200 and an error chunk in its place.
+                    chunks.append(encode_error_chunk(*ERROR_FRAGMENT_NOT_FOUND, str(number)))
+                else:
+                    chunks.append(stream.get(index).chunk(None, with_continuation=False))
         return b"".join(chunks)
 
 

@@ -390,13 +390,16 @@ def encode_fragment(spec: FragmentSpec, kvs: KvsTags | None = None) -> bytes:
     return encode_fragment_parts(spec).with_kvs(kvs)
 
 
-def encode_error_chunk(code: str, error_id: str) -> bytes:
-    """A KVS error chunk: EBML header, unknown-size Segment, one Tags with the error; no Cluster."""
-    return (
-        ebml_header()
-        + segment_start()
-        + simple_tags_element([(TAG_ERROR_CODE, code), (TAG_ERROR_ID, error_id)], width=4)
-    )
+def encode_error_chunk(code: str, error_id: str, fragment_number: str | None = None) -> bytes:
+    """A KVS error chunk: EBML header, unknown-size Segment, one Tags with the error; no Cluster.
+
+    A real one (aws/aws-sdk-js#3217, GetMediaForFragmentList, HTTP 200) also names the fragment it is
+    about, in a third SimpleTag of the same Tag: pass `fragment_number` for that.
+    """
+    tags = [(TAG_ERROR_CODE, code), (TAG_ERROR_ID, error_id)]
+    if fragment_number is not None:
+        tags.append((TAG_FRAGMENT_NUMBER, fragment_number))
+    return ebml_header() + segment_start() + simple_tags_element(tags, width=4)
 
 
 # --- fragment numbers ---------------------------------------------------------------------------------

@@ -335,6 +335,17 @@ def test_expired_fragments_are_gone(emulator: Factory, clients: ClientsOf, chunk
     )
     assert error_code(gone) == "FRAGMENT_NOT_FOUND"
     assert gone[0].tags["AWS_KINESISVIDEO_ERROR_ID"] == "3000"
+    assert gone[0].tags["AWS_KINESISVIDEO_FRAGMENT_NUMBER"] == old[0].fragment_number
+    # GetMediaForFragmentList answers 200 with an error chunk in place of a missing fragment
+    body = c.archived.get_media_for_fragment_list(
+        StreamName="s", Fragments=[old[1].fragment_number, new[0].fragment_number]
+    )["Payload"].read()
+    listed_media = chunks(body)
+    assert error_code(listed_media[:1]) == "FRAGMENT_NOT_FOUND"
+    assert numbers(listed_media) == [old[1].fragment_number, new[0].fragment_number]
+    assert listed_media[1].blocks == 32
+    with pytest.raises(c.archived.exceptions.InvalidArgumentException, match="invalid"):
+        c.archived.get_media_for_fragment_list(StreamName="s", Fragments=["not-a-number"])
     listed = c.archived.list_fragments(StreamName="s")["Fragments"]
     assert [f["FragmentNumber"] for f in listed] == [f.fragment_number for f in new]
 

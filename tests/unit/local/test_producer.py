@@ -442,3 +442,13 @@ def test_wav_sources_are_read_as_connect_pcm(tmp_path: Path) -> None:
         wav.setframerate(16000)
         wav.writeframes(np.column_stack((samples, -samples)).astype("<i2").tobytes())
     assert read_wav_pcm(wide) == pcm
+
+
+def test_error_chunk_can_name_its_fragment_as_a_real_one_does() -> None:
+    rows = walk(encode_error_chunk("FRAGMENT_NOT_FOUND", "3000", fragment_number="913"))
+    tag = [r for r in rows if r.name == "Tag"]
+    assert len(tag) == 1
+    assert [r.value for r in rows if r.name in {"TagName", "TagString"}][-2:] == [
+        "AWS_KINESISVIDEO_FRAGMENT_NUMBER",
+        "913",
+    ]
