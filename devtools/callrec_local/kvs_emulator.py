@@ -588,6 +588,8 @@ class KvsEmulator:
                 number = selector.get(key)
                 if not number:
                     raise _invalid(f"StartSelector {kind} requires {key}")
+                if kind == "FRAGMENT_NUMBER" and not str(number).isdigit():
+                    raise _invalid(f"AfterFragmentNumber is not a fragment number: {number!r}")
                 index = stream.by_number.get(str(number))
                 if index is None:  # expired or never there
                     error = (*ERROR_FRAGMENT_NOT_FOUND, str(number))

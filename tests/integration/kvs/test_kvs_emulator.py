@@ -89,6 +89,11 @@ def test_control_plane_creates_describes_and_points_at_itself(
         c.media.get_media(
             StreamName="pool-1", StartSelector={"StartSelectorType": "FRAGMENT_NUMBER"}
         )
+    with pytest.raises(c.media.exceptions.InvalidArgumentException, match="not a fragment number"):
+        c.media.get_media(
+            StreamName="pool-1",
+            StartSelector={"StartSelectorType": "FRAGMENT_NUMBER", "AfterFragmentNumber": "x1"},
+        )
 
 
 # --- selectors --------------------------------------------------------------------------------------------
