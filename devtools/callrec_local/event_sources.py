@@ -28,6 +28,7 @@ import datetime as dt
 import functools
 import itertools
 import json
+import logging
 import threading
 import time
 import uuid
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 SqsClient = Any  # no mypy_boto3_sqs in the dev venv
+
+logger = logging.getLogger(__name__)
 
 
 class _Threads:
@@ -133,7 +136,10 @@ class KinesisEventSource(_Threads):
                 except Exception:
                     if self.stopping():
                         return
-                    raise
+                    # Lambda keeps polling through stream errors; so does the local mapping.
+                    logger.exception("GetRecords on %s %s failed", self.stream_name, shard_id)
+                    self._stop.wait(self._poll_interval_s)
+                    continue
                 iterator = response.get("NextShardIterator")
                 if response["Records"] and not buffer:
                     first_buffered = time.monotonic()
@@ -346,7 +352,8 @@ class S3Notifications(_Threads):
                 except Exception:
                     if self.stopping():
                         return
-                    raise
+                    logger.exception("receiving S3 events from %s failed", url)
+                    continue
                 for message in messages.get("Messages", []):
                     self._dispatch(function, json.loads(message["Body"]))
                     self._sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])

@@ -31,6 +31,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, Self
 
 import boto3
+import boto3.session
 from moto.server import ThreadedMotoServer
 
 from callrec_local.event_sources import KinesisEventSource, S3Notifications, Schedule
@@ -160,6 +162,9 @@ class LocalStack:
         self.lambda_endpoint = ""
         self.kvs_endpoint: str | None = None
         self.undelivered: list[tuple[Destination, dict[str, Any]]] = []
+        self._session = boto3.session.Session()
+        self._client_lock = threading.RLock()
+        self._destination_sqs: Any = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Self:
@@ -333,13 +338,15 @@ class LocalStack:
 
     def client(self, service_name: str) -> Any:
         """A boto3 client of `service_name` talking to this stack."""
-        return boto3.client(
-            service_name,  # type: ignore[call-overload]
-            endpoint_url=self.endpoint_for(service_name),
-            region_name=self.account.region,
-            aws_access_key_id=self._credentials["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=self._credentials["AWS_SECRET_ACCESS_KEY"],
-        )
+        # boto3's default session is not safe to create clients from in several threads.
+        with self._client_lock:
+            return self._session.client(
+                service_name,  # type: ignore[call-overload]
+                endpoint_url=self.endpoint_for(service_name),
+                region_name=self.account.region,
+                aws_access_key_id=self._credentials["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=self._credentials["AWS_SECRET_ACCESS_KEY"],
+            )
 
     def s3(self) -> S3Client:
         client: S3Client = self.client("s3")
@@ -470,7 +477,10 @@ class LocalStack:
             self.undelivered.append((destination, message))
             return
         queue = self.plan.queue_by_arn(destination.arn)
-        self.sqs().send_message(QueueUrl=queue.url, MessageBody=json.dumps(message))
+        with self._client_lock:
+            if self._destination_sqs is None:
+                self._destination_sqs = self.sqs()
+        self._destination_sqs.send_message(QueueUrl=queue.url, MessageBody=json.dumps(message))
 
     def drain_queue(self, logical_id: str, *, wait_s: float = 0.0) -> list[dict[str, Any]]:
         """Receive and delete every message of a template queue (failure destinations), as JSON."""
