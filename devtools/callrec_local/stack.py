@@ -23,6 +23,7 @@ their packages).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import json
@@ -561,3 +562,42 @@ class LocalStack:
     def kill(self, request_id: str) -> None:
         """SIGKILL the running attempt of a request id."""
         self.runtime.kill(request_id)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m callrec_local.stack`: run the local stack until interrupted, printing its variables.
+
+    Export the printed variables in another shell and any boto3 code or the AWS CLI talks to it.
+    """
+    import argparse  # noqa: PLC0415 (only the command line needs it)
+    import signal  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(prog="python -m callrec_local.stack", description=main.__doc__)
+    parser.add_argument("--template", type=Path, default=TEMPLATE_PATH)
+    parser.add_argument("--time-scale", type=float, default=1.0)
+    parser.add_argument("--no-schedules", action="store_true")
+    parser.add_argument(
+        "--parameter", action="append", default=[], metavar="NAME=VALUE", help="template parameter"
+    )
+    args = parser.parse_args(argv)
+    parameters = dict(item.split("=", 1) for item in args.parameter)
+    logging.basicConfig(level=logging.INFO)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    with LocalStack(
+        args.template,
+        parameters=parameters,
+        time_scale=args.time_scale,
+        schedules=not args.no_schedules,
+    ) as stack:
+        for name, value in stack.environment.items():
+            print(f"export {name}={value}")
+        for name, value in stack.outputs.items():
+            print(f"# {name}: {value}")
+        with contextlib.suppress(KeyboardInterrupt):
+            stopped.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

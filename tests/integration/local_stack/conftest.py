@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 
-from callrec_local.pytest_plugin import (
+# Until tests/conftest.py registers callrec_local.pytest_plugin:
+from callrec_local.pytest_plugin import (  # noqa: F401
     LocalStackFactory,
-    local_stack_factory,  # noqa: F401 (until tests/conftest.py registers the plugin)
+    local_stack,
+    local_stack_environment,
+    local_stack_factory,
 )
 from callrec_local.stack import FunctionOverride, LocalStack
 from callrec_local.template import TEMPLATE_PATH, load_template
