@@ -329,7 +329,11 @@ class LambdaRuntime:
         try:
             self._supervise(spec, running, request, _ControlReader(ctrl_read))
         finally:
-            _kill_group(process)  # nothing of a finished sandbox outlives it
+            # The worker exits right after answering; whatever it left running (threads, child
+            # processes) dies with its group, as a sandbox's leftovers never outlive it here.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=0.5)
+            _kill_group(process)
             process.wait()
             os.close(ctrl_read)
             invocation.ended_at = time.time()
