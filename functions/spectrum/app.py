@@ -1,0 +1,55 @@
+"""Spectrum Lambda: renders a spectrogram PNG for every WAV that lands under recordings/.
+
+Permanent failures (not a recording, gone, not a WAV, empty) are logged and counted by the store
+and the invocation succeeds; transient ones raise, so the asynchronous retries and then the
+failure queue take over.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.data_classes import S3Event
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from callrec.spectrogram_store import SpectrogramStore
+from callrec.spectrum_config import SpectrumSettings
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@lru_cache(maxsize=1)
+def default_store() -> SpectrogramStore:
+    return SpectrogramStore(
+        SpectrumSettings.from_env(), s3=boto3.client("s3"), dynamodb=boto3.client("dynamodb")
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(
+    event: dict[str, Any],
+    context: LambdaContext,
+    *,
+    s3: S3Client | None = None,
+    dynamodb: DynamoDBClient | None = None,
+) -> dict[str, list[dict[str, str | None]]]:
+    store = default_store()
+    if s3 is not None and dynamodb is not None:
+        store = SpectrogramStore(store.settings, s3=s3, dynamodb=dynamodb)
+    results = [store.render(r.s3.bucket.name, r.s3.get_object.key) for r in S3Event(event).records]
+    return {
+        "results": [
+            {"key": r.key, "outcome": r.outcome, "image": r.spectrogram_key} for r in results
+        ]
+    }
