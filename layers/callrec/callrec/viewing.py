@@ -1,0 +1,341 @@
+"""`callrec urls` and `callrec view`: presigned links to a contact's recordings and spectrograms.
+
+The contact's DynamoDB item names its WAVs (`keys`: cu, op, stereo) and images
+(`spectrogram_keys`); the table and bucket come from a deployed stack's Outputs (`--stack`, by
+default samconfig.toml's stack_name) or are given outright (`--table`, `--bucket`,
+`--endpoint-url`: the local stack). `view` writes one self-contained HTML page (inline CSS, no
+script) with an audio player and the spectrogram for each recording.
+
+Links live at most MAX_EXPIRES_SECONDS (12 hours), less than SigV4's 7 days: a recording is
+personal data, and a review link has no business outliving the working day it was made for.
+Links signed with temporary credentials also end when those credentials do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import sys
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from callrec.errors import CallrecError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+
+DEFAULT_EXPIRES_SECONDS: Final = 3600
+MAX_EXPIRES_SECONDS: Final = 12 * 3600
+# Stack outputs (template.yaml) naming the table and the bucket.
+TABLE_OUTPUT: Final = "RecordingsTableName"
+BUCKET_OUTPUT: Final = "RecordingsBucketName"
+# Order of the recordings on the page and in `urls`.
+KINDS: Final = ("stereo", "cu", "op")
+KIND_TITLES: Final = {
+    "stereo": "Stereo: customer left, agent right",
+    "cu": "Customer",
+    "op": "Agent",
+}
+
+
+class ViewingError(CallrecError):
+    """The stack, the table, the bucket or the contact cannot be found or read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a contact's recordings live."""
+
+    table: str
+    bucket: str
+    endpoint_url: str | None = None
+    region: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    """The parts of a recording item that viewing needs."""
+
+    contact_id: str
+    status: str | None = None
+    start: str | None = None
+    duration_seconds: float | None = None
+    sample_rate: int | None = None
+    keys: Mapping[str, str] = field(default_factory=dict)
+    spectrogram_keys: tuple[str, ...] = ()
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Recording:
+        """From a deserialised DynamoDB item."""
+        duration = item.get("duration_seconds")
+        rate = item.get("sample_rate")
+        keys = item.get("keys") or {}
+        return cls(
+            contact_id=str(item["contact_id"]),
+            status=None if item.get("status") is None else str(item["status"]),
+            start=None if item.get("start") is None else str(item["start"]),
+            duration_seconds=None if duration is None else float(duration),
+            sample_rate=None if rate is None else int(rate),
+            keys={str(k): str(v) for k, v in keys.items()},
+            spectrogram_keys=tuple(sorted(str(k) for k in item.get("spectrogram_keys") or ())),
+        )
+
+    def images(self) -> dict[str, str]:
+        """Image keys by recording kind (from the `-<kind>.png` suffix)."""
+        found: dict[str, str] = {}
+        for key in self.spectrogram_keys:
+            stem = key.rsplit("/", 1)[-1].removesuffix(".png")
+            found[stem.rsplit("-", 1)[-1]] = key
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """One presigned link."""
+
+    kind: str
+    media: str  # "wav" or "png"
+    key: str
+    url: str
+
+
+def samconfig_stack_name(path: Path = Path("samconfig.toml")) -> str | None:
+    """stack_name from samconfig.toml's [default.deploy.parameters], if there is one."""
+    try:
+        config = tomllib.loads(path.read_text())
+    except (FileNotFoundError, tomllib.TOMLDecodeError):
+        return None
+    name = config.get("default", {}).get("deploy", {}).get("parameters", {}).get("stack_name")
+    return str(name) if name else None
+
+
+def _client_config(endpoint_url: str | None) -> Config:
+    # Path-style addressing for local endpoints (an IP cannot carry the bucket as a host name).
+    if endpoint_url:
+        return Config(signature_version="s3v4", s3={"addressing_style": "path"})
+    return Config(signature_version="s3v4")
+
+
+def stack_target(
+    stack: str, *, region: str | None = None, endpoint_url: str | None = None
+) -> Target:
+    """Table and bucket names from a deployed stack's Outputs (CloudFormation DescribeStacks)."""
+    cloudformation = boto3.client("cloudformation", region_name=region, endpoint_url=endpoint_url)
+    try:
+        [described] = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    except (ClientError, BotoCoreError) as exc:
+        raise ViewingError(f"cannot describe stack {stack!r}: {exc}") from exc
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    missing = [name for name in (TABLE_OUTPUT, BUCKET_OUTPUT) if name not in outputs]
+    if missing:
+        raise ViewingError(
+            f"stack {stack!r}: expected outputs {TABLE_OUTPUT} and {BUCKET_OUTPUT}, "
+            f"missing {', '.join(missing)}"
+        )
+    return Target(outputs[TABLE_OUTPUT], outputs[BUCKET_OUTPUT], endpoint_url, region)
+
+
+def load_recording(dynamodb: DynamoDBClient, table: str, contact_id: str) -> Recording:
+    """The contact's recording item; ViewingError if there is none."""
+    try:
+        got = dynamodb.get_item(
+            TableName=table, Key={"contact_id": {"S": contact_id}}, ConsistentRead=True
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise ViewingError(f"cannot read contact {contact_id} from table {table}: {exc}") from exc
+    if "Item" not in got:
+        raise ViewingError(f"no recording of contact {contact_id} in table {table}")
+    deserializer = TypeDeserializer()
+    item = {k: deserializer.deserialize(v) for k, v in got["Item"].items()}
+    return Recording.from_item(_plain(item))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def presigned_links(s3: S3Client, bucket: str, recording: Recording, expires: int) -> list[Link]:
+    """Presigned GET links for each WAV and image of the recording, stereo first."""
+    if not 1 <= expires <= MAX_EXPIRES_SECONDS:
+        raise ViewingError(f"expected --expires from 1 to {MAX_EXPIRES_SECONDS}, found {expires}")
+    images = recording.images()
+    kinds = [k for k in KINDS if k in recording.keys or k in images]
+    kinds += sorted((set(recording.keys) | set(images)) - set(kinds))
+    links = []
+    for kind in kinds:
+        for media, key in (("wav", recording.keys.get(kind)), ("png", images.get(kind))):
+            if key is None:
+                continue
+            url = s3.generate_presigned_url(
+                "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires
+            )
+            links.append(Link(kind, media, key, url))
+    return links
+
+
+def review_page(recording: Recording, links: list[Link], *, expires_at: datetime) -> str:
+    """A self-contained HTML page: metadata, then an audio player and image per recording."""
+    e = html.escape
+    duration = (
+        "unknown" if recording.duration_seconds is None else f"{recording.duration_seconds:,.1f} s"
+    )
+    rows = [
+        ("Contact", recording.contact_id),
+        ("Status", recording.status or "unknown"),
+        ("Start (UTC)", recording.start or "unknown"),
+        ("Duration", duration),
+        (
+            "Sample rate",
+            "unknown" if recording.sample_rate is None else f"{recording.sample_rate} Hz",
+        ),
+        ("Links expire", f"{expires_at:%Y-%m-%d %H:%M:%S} UTC"),
+    ]
+    sections = []
+    for kind in dict.fromkeys(link.kind for link in links):
+        parts = [f"<h2>{e(KIND_TITLES.get(kind, kind))}</h2>"]
+        for link in (x for x in links if x.kind == kind):
+            if link.media == "wav":
+                parts.append(
+                    f'<audio controls preload="metadata" data-kind="{e(kind)}" '
+                    f'src="{e(link.url)}"></audio>'
+                    f'<p class="key">{e(link.key)}</p>'
+                )
+            else:
+                parts.append(
+                    f'<img data-kind="{e(kind)}" src="{e(link.url)}" '
+                    f'alt="spectrogram of the {e(kind)} recording">'
+                )
+        sections.append(f"<section>{''.join(parts)}</section>")
+    table = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows)
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="referrer" content="no-referrer">
+<title>Contact {e(recording.contact_id)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; max-width: 1600px; }}
+table {{ border-collapse: collapse; margin-bottom: 1rem; }}
+th, td {{ text-align: left; padding: 0.2rem 1rem 0.2rem 0; }}
+th {{ color: #666; font-weight: normal; }}
+section {{ margin: 1.5rem 0; border-top: 1px solid #ddd; }}
+audio {{ width: 100%; max-width: 1532px; margin: 0.5rem 0; }}
+img {{ max-width: 100%; height: auto; display: block; }}
+.key {{ color: #888; font-size: 0.8rem; margin: 0; }}
+</style>
+</head>
+<body>
+<h1>Contact {e(recording.contact_id)}</h1>
+<table>{table}</table>
+{"".join(sections) or "<p>No recordings or spectrograms on this contact's item.</p>"}
+</body>
+</html>
+"""
+
+
+# ------------------------------------------------------------------ command line
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `urls` and `view` to the callrec command line."""
+    urls = subparsers.add_parser(
+        "urls", help="presigned URLs of a contact's recordings and spectrograms"
+    )
+    _add_common(urls)
+    urls.set_defaults(handler=_urls)
+    view = subparsers.add_parser(
+        "view", help="write an HTML page to listen to and look at a contact's recordings"
+    )
+    _add_common(view)
+    view.add_argument(
+        "--output", type=Path, help="where to write the page (default: callrec-CONTACT_ID.html)"
+    )
+    view.set_defaults(handler=_view)
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("contact_id", metavar="CONTACT_ID")
+    parser.add_argument(
+        "--expires",
+        type=int,
+        default=DEFAULT_EXPIRES_SECONDS,
+        metavar="SECONDS",
+        help=f"link lifetime (default {DEFAULT_EXPIRES_SECONDS}, at most {MAX_EXPIRES_SECONDS})",
+    )
+    parser.add_argument(
+        "--stack", help="deployed stack to take names from (default: samconfig.toml's stack_name)"
+    )
+    parser.add_argument("--table", help="recordings table (with --bucket: no stack lookup)")
+    parser.add_argument("--bucket", help="recordings bucket (with --table: no stack lookup)")
+    parser.add_argument("--endpoint-url", help="AWS endpoint, e.g. the local stack's")
+    parser.add_argument("--region", help="AWS region (default: the SDK's)")
+
+
+def _target(args: argparse.Namespace) -> Target:
+    if args.table and args.bucket:
+        return Target(args.table, args.bucket, args.endpoint_url, args.region)
+    if args.table or args.bucket:
+        raise ViewingError("give both --table and --bucket, or neither (to use a stack)")
+    stack = args.stack or samconfig_stack_name()
+    if stack is None:
+        raise ViewingError(
+            "no stack: give --stack NAME, or --table and --bucket, or deploy once "
+            "(samconfig.toml's [default.deploy.parameters] stack_name)"
+        )
+    return stack_target(stack, region=args.region, endpoint_url=args.endpoint_url)
+
+
+def _links(args: argparse.Namespace) -> tuple[Recording, list[Link]]:
+    if not 1 <= args.expires <= MAX_EXPIRES_SECONDS:
+        raise ViewingError(
+            f"expected --expires from 1 to {MAX_EXPIRES_SECONDS}, found {args.expires}"
+        )
+    target = _target(args)
+    dynamodb = boto3.client("dynamodb", region_name=target.region, endpoint_url=target.endpoint_url)
+    s3 = boto3.client(
+        "s3",
+        region_name=target.region,
+        endpoint_url=target.endpoint_url,
+        config=_client_config(target.endpoint_url),
+    )
+    recording = load_recording(dynamodb, target.table, args.contact_id)
+    return recording, presigned_links(s3, target.bucket, recording, args.expires)
+
+
+def _urls(args: argparse.Namespace) -> int:
+    try:
+        _, links = _links(args)
+    except ViewingError as exc:
+        print(f"callrec urls: {exc}", file=sys.stderr)
+        return 2
+    for link in links:
+        print(f"{link.kind}\t{link.media}\t{link.url}")
+    return 0
+
+
+def _view(args: argparse.Namespace) -> int:
+    try:
+        recording, links = _links(args)
+    except ViewingError as exc:
+        print(f"callrec view: {exc}", file=sys.stderr)
+        return 2
+    expires_at = datetime.now(UTC) + timedelta(seconds=args.expires)
+    path: Path = args.output or Path(f"callrec-{args.contact_id}.html")
+    path.write_text(review_page(recording, links, expires_at=expires_at), encoding="utf-8")
+    print(path.resolve())
+    return 0
