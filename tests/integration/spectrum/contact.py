@@ -57,7 +57,7 @@ def record_contact(
     store = SpectrogramStore(SpectrumSettings(bucket, table), s3=s3, dynamodb=dynamodb)
     images = {}
     for kind, key in keys.items():
-        body = call_wav(seconds, channels=2 if kind == "stereo" else 1)
+        body = call_wav(seconds, channels=2 if kind == "stereo" else 1, party=kind == "op")
         s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="audio/wav")
         result = store.render(bucket, key)
         assert result.spectrogram_key is not None
