@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from callrec import __version__
 
 # Modules of the deployed package that contribute subcommands.
-COMMAND_MODULES: tuple[str, ...] = ("callrec.viewing",)
+COMMAND_MODULES: tuple[str, ...] = ("callrec.viewing", "callrec.convert", "callrec.inspect")
 # Dev-only modules (devtools/callrec_local) that contribute subcommands when installed.
 LOCAL_COMMAND_MODULES: tuple[str, ...] = ()
 

@@ -1,0 +1,246 @@
+"""Blocks to aligned PCM: the customer (`cu`) and agent (`op`) tracks on one sample clock.
+
+Rules (the recorder and `callrec convert` must produce the same bytes):
+- the recording starts at the earliest block timestamp, over both tracks, of the first fragment
+  with audio (a later block earlier than that counts as an overlap);
+- each block (each frame of a laced block, timed from the samples before it) is placed at the
+  sample its timestamp gives relative to the start, rounded to the nearest sample;
+- within 20 ms of the track's current end it is appended right at the end (jitter absorbed);
+  later, the gap is filled with silence; earlier, the overlapping samples are dropped;
+- `finish()` pads both tracks with silence to the same length.
+
+The aligner is resumable: `state()` is a small dict of ints and strings; `Aligner.from_state`
+continues with byte-identical output. Typical recorder loop, one fragment at a time:
+
+    gate, aligner = ContactGate(), Aligner()
+    for fragment in FragmentReader().read_stream(body):   # skip ErrorChunk events
+        decision = gate.decide(fragment)
+        if decision is ContactDecision.END: break
+        if decision is ContactDecision.KEEP:
+            out = aligner.add_fragment(fragment)   # out.cu, out.op: PCM to append
+        checkpoint(gate.state(), aligner.state(), fragment.continuation_token)
+    tail = aligner.finish()
+
+Deliberately not done here: parsing (mkv.py, fragments.py), files (wav.py, convert.py).
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from callrec.errors import CallrecError
+from callrec.fragments import (
+    ROLE_AGENT,
+    ROLE_CUSTOMER,
+    AudioBlock,
+    Fragment,
+    PcmFormat,
+    fragment_audio,
+)
+
+JITTER_TOLERANCE_MS = 20
+BYTES_PER_SAMPLE = 2
+STATE_VERSION = 1
+_NS = 1_000_000_000
+
+
+class AlignmentError(CallrecError):
+    """Audio that cannot be aligned: a sample rate change, or a restored state that is not one."""
+
+
+@dataclass(frozen=True, slots=True)
+class Aligned:
+    """PCM to append to each track (little-endian s16 mono), possibly empty."""
+
+    cu: bytes
+    op: bytes
+
+
+class Aligner:
+    """Places Connect audio blocks on one sample clock per contact; see the module docstring."""
+
+    __slots__ = (
+        "dropped_samples",
+        "duplicates_dropped",
+        "ends",
+        "fragments",
+        "gap_samples",
+        "gaps_filled",
+        "mime_type",
+        "sample_rate",
+        "start_ns",
+    )
+
+    def __init__(self) -> None:
+        self.sample_rate: int | None = None
+        self.start_ns: int | None = None
+        self.ends = {ROLE_CUSTOMER: 0, ROLE_AGENT: 0}
+        self.gaps_filled = 0  # silences inserted inside a track (not the leading one)
+        self.gap_samples = 0
+        self.duplicates_dropped = 0  # frames dropped whole: duplicates
+        self.dropped_samples = 0  # samples dropped as overlaps, duplicates included
+        self.fragments = 0  # fragments that contributed audio
+        self.mime_type: str | None = None  # last MimeType seen, for fragments without one
+
+    @property
+    def samples(self) -> int:
+        """Length in samples of the longer track so far."""
+        return max(self.ends.values())
+
+    def add_fragment(self, fragment: Fragment) -> Aligned:
+        """Aligns one fragment's Connect audio (the caller has applied the contact rules)."""
+        fmt, blocks = fragment_audio(fragment, self.mime_type)
+        if fragment.mime_type:
+            self.mime_type = fragment.mime_type
+        if fmt is None or not blocks:
+            return Aligned(b"", b"")
+        self.fragments += 1
+        return self.add(blocks, fmt)
+
+    def add(self, blocks: Sequence[AudioBlock], fmt: PcmFormat | None) -> Aligned:
+        """Aligns the audio blocks of one fragment, all in format `fmt` (as `fragment_audio`
+        returns them; prefer `add_fragment`, which also carries MimeType over tagless fragments)."""
+        if not blocks or fmt is None:
+            return Aligned(b"", b"")
+        sample_rate = fmt.sample_rate
+        if self.sample_rate is None:
+            self.sample_rate = sample_rate
+        elif sample_rate != self.sample_rate:
+            raise AlignmentError(
+                f"expected audio at {self.sample_rate} Hz, found {sample_rate} Hz mid-recording"
+            )
+        if self.start_ns is None:
+            self.start_ns = min(block.timestamp_ns for block in blocks)
+        rate = sample_rate
+        start = self.start_ns
+        tolerance = rate * JITTER_TOLERANCE_MS // 1000
+        ends = self.ends
+        out: dict[str, list[bytes]] = {ROLE_CUSTOMER: [], ROLE_AGENT: []}
+        for block in blocks:
+            role = block.role
+            pieces = out[role]
+            end = ends[role]
+            # Nearest sample, half up; exact integer arithmetic on nanoseconds.
+            pos = ((block.timestamp_ns - start) * rate * 2 + _NS) // (2 * _NS)
+            for frame in block.frames:
+                count = len(frame) // BYTES_PER_SAMPLE
+                if pos > end + tolerance:
+                    silence = pos - end
+                    if end:
+                        self.gaps_filled += 1
+                        self.gap_samples += silence
+                    pieces.append(bytes(silence * BYTES_PER_SAMPLE))
+                    pieces.append(frame)
+                    end = pos + count
+                elif pos >= end - tolerance:
+                    pieces.append(frame)
+                    end += count
+                else:
+                    overlap = end - pos
+                    if overlap >= count:
+                        self.duplicates_dropped += 1
+                        self.dropped_samples += count
+                    else:
+                        self.dropped_samples += overlap
+                        pieces.append(frame[overlap * BYTES_PER_SAMPLE :])
+                        end += count - overlap
+                pos += count
+            ends[role] = end
+        return Aligned(b"".join(out[ROLE_CUSTOMER]), b"".join(out[ROLE_AGENT]))
+
+    def finish(self) -> Aligned:
+        """Silence that pads both tracks to the same length; the aligner stays usable."""
+        length = self.samples
+        pads = {role: bytes((length - end) * BYTES_PER_SAMPLE) for role, end in self.ends.items()}
+        self.ends = dict.fromkeys(self.ends, length)
+        return Aligned(pads[ROLE_CUSTOMER], pads[ROLE_AGENT])
+
+    def state(self) -> dict[str, int | str]:
+        """Everything needed to continue: small, JSON- and DynamoDB-safe (ints and strings)."""
+        state: dict[str, int | str] = {
+            "v": STATE_VERSION,
+            "cu_end": self.ends[ROLE_CUSTOMER],
+            "op_end": self.ends[ROLE_AGENT],
+            "gaps_filled": self.gaps_filled,
+            "gap_samples": self.gap_samples,
+            "duplicates_dropped": self.duplicates_dropped,
+            "dropped_samples": self.dropped_samples,
+            "fragments": self.fragments,
+        }
+        if self.sample_rate is not None:
+            state["rate"] = self.sample_rate
+        if self.start_ns is not None:
+            state["start_ns"] = self.start_ns
+        if self.mime_type is not None:
+            state["mime_type"] = self.mime_type
+        return state
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> Aligner:
+        """An aligner continuing from `state()` (numbers may come back as Decimal or str)."""
+        if int(state.get("v", -1)) != STATE_VERSION:
+            raise AlignmentError(
+                f"expected aligner state version {STATE_VERSION}, found {state.get('v')!r}"
+            )
+        aligner = cls()
+        try:
+            aligner.ends = {ROLE_CUSTOMER: int(state["cu_end"]), ROLE_AGENT: int(state["op_end"])}
+            aligner.gaps_filled = int(state["gaps_filled"])
+            aligner.gap_samples = int(state["gap_samples"])
+            aligner.duplicates_dropped = int(state["duplicates_dropped"])
+            aligner.dropped_samples = int(state["dropped_samples"])
+            aligner.fragments = int(state["fragments"])
+            aligner.sample_rate = int(state["rate"]) if "rate" in state else None
+            aligner.start_ns = int(state["start_ns"]) if "start_ns" in state else None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise AlignmentError(
+                f"expected a complete aligner state, found {dict(state)!r}"
+            ) from exc
+        mime = state.get("mime_type")
+        aligner.mime_type = str(mime) if mime is not None else None
+        return aligner
+
+
+def interleave(left: bytes, right: bytes) -> bytes:
+    """Two equally long 16-bit mono PCM buffers as one stereo buffer (left, right, left, ...)."""
+    if len(left) != len(right) or len(left) % BYTES_PER_SAMPLE:
+        raise ValueError(
+            f"expected equal whole-sample buffers, got {len(left)} and {len(right)} bytes"
+        )
+    stereo = array("h", bytes(2 * len(left)))
+    stereo[0::2] = array("h", left)
+    stereo[1::2] = array("h", right)
+    return stereo.tobytes()
+
+
+class StereoMuxer:
+    """Interleaves two tracks that arrive in chunks of different lengths: `push` returns the
+    stereo PCM both tracks now cover and keeps the longer track's excess until the other
+    catches up (after `Aligner.finish()` nothing is left over)."""
+
+    __slots__ = ("_left", "_right")
+
+    def __init__(self) -> None:
+        self._left = b""
+        self._right = b""
+
+    @property
+    def pending(self) -> int:
+        """Bytes held back, waiting for the other track."""
+        return len(self._left) + len(self._right)
+
+    def push(self, left: bytes, right: bytes) -> bytes:
+        """Adds PCM to each side; returns the stereo PCM now complete."""
+        left = self._left + left if self._left else left
+        right = self._right + right if self._right else right
+        common = min(len(left), len(right))
+        self._left = left[common:]
+        self._right = right[common:]
+        if not common:
+            return b""
+        if common == len(left) == len(right):
+            return interleave(left, right)
+        return interleave(left[:common], right[:common])

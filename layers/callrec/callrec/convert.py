@@ -1,0 +1,217 @@
+"""Offline conversion: a saved GetMedia capture (or ordinary Matroska file) to three WAVs.
+
+`convert()` streams the capture through the fragment reader, the contact rules and the aligner
+into `<start>-cu.wav`, `<start>-op.wav` and `<start>-stereo.wav` (left = customer, right =
+agent), `<start>` being the recording's start in UTC. Memory stays bounded by one fragment.
+The `callrec convert` command is its command line. Deliberately not done here: reading from
+KVS (kvs.py) and resumable uploads (the recorder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from callrec.alignment import Aligned, Aligner, StereoMuxer
+from callrec.errors import CallrecError
+from callrec.fragments import (
+    DEFAULT_CHUNK_SIZE,
+    ROLE_AGENT,
+    ROLE_CUSTOMER,
+    ContactDecision,
+    ContactGate,
+    ErrorChunk,
+    Fragment,
+    FragmentReader,
+    StreamEnd,
+    SupportsRead,
+    track_format,
+    track_role,
+)
+from callrec.mkv import TRACK_TYPE_AUDIO, MkvError
+from callrec.wav import WavFileWriter, recording_basename
+
+
+class NoAudio(CallrecError):
+    """A capture holding no Connect audio for the contact asked for."""
+
+
+@dataclass(slots=True)
+class ConvertResult:
+    """What `convert` wrote and what it saw on the way."""
+
+    contact_id: str | None = None
+    start_ns: int | None = None
+    sample_rate: int = 0
+    samples: int = 0
+    fragments: int = 0  # fragments that contributed audio
+    skipped: int = 0  # fragments of other contacts before the target
+    gaps: int = 0
+    duplicates: int = 0
+    paths: dict[str, Path] = field(default_factory=dict)
+    error_codes: list[str] = field(default_factory=list)
+    end: StreamEnd | None = None
+    ended_by_contact: str | None = None  # the next contact whose fragment ended the recording
+
+    @property
+    def duration(self) -> float:
+        return self.samples / self.sample_rate if self.sample_rate else 0.0
+
+    @property
+    def clean(self) -> bool:
+        return not self.error_codes and (self.end is None or self.end.clean)
+
+    def summary(self) -> str:
+        """The one-line summary `callrec convert` prints."""
+        line = (
+            f"contact {self.contact_id or '-'}: {self.duration:.3f} s, {self.fragments} fragments,"
+            f" {self.gaps} gaps filled, {self.duplicates} duplicates dropped"
+        )
+        if self.paths:
+            stem = self.paths[ROLE_CUSTOMER].name.removesuffix("-cu.wav")
+            line += f" -> {self.paths[ROLE_CUSTOMER].parent / stem}-{{cu,op,stereo}}.wav"
+        return line
+
+
+class _Outputs:
+    def __init__(self, out_dir: Path, start_ns: int, rate: int) -> None:
+        stamp = recording_basename(start_ns)
+        self.paths = {
+            role: out_dir / f"{stamp}-{role}.wav" for role in (ROLE_CUSTOMER, ROLE_AGENT, "stereo")
+        }
+        self.cu = WavFileWriter(self.paths[ROLE_CUSTOMER], rate, 1)
+        self.op = WavFileWriter(self.paths[ROLE_AGENT], rate, 1)
+        self.stereo = WavFileWriter(self.paths["stereo"], rate, 2)
+        self.muxer = StereoMuxer()
+
+    def write(self, aligned: Aligned) -> None:
+        self.cu.write(aligned.cu)
+        self.op.write(aligned.op)
+        self.stereo.write(self.muxer.push(aligned.cu, aligned.op))
+
+    def close(self) -> None:
+        for writer in (self.cu, self.op, self.stereo):
+            writer.close()
+
+
+def _why_no_audio(fragment: Fragment) -> list[str]:
+    reasons = []
+    for track in fragment.tracks:
+        if track.type != TRACK_TYPE_AUDIO and not track.codec_id.startswith("A_"):
+            continue
+        try:
+            track_format(track, fragment.mime_type)
+        except MkvError as exc:
+            reasons.append(str(exc))
+        else:
+            if track_role(track) is None:
+                reasons.append(
+                    f"track {track.number} ({track.name or 'unnamed'}) is not named like Connect's"
+                )
+    return reasons
+
+
+def convert(
+    stream: SupportsRead,
+    out_dir: Path,
+    contact_id: str | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> ConvertResult:
+    """Converts a capture read from `stream` into three WAVs in `out_dir`.
+
+    Raises `MkvError` for bytes that are not Matroska or audio that is not PCM (files written
+    so far are completed first), `NoAudio` when the contact has no audio in the capture.
+    """
+    result = ConvertResult()
+    gate = ContactGate(target=contact_id)
+    aligner = Aligner()
+    reader = FragmentReader()
+    outputs: _Outputs | None = None
+    reasons: list[str] = []
+    try:
+        for event in reader.read_stream(stream, chunk_size):
+            if isinstance(event, ErrorChunk):
+                result.error_codes.append(event.code)
+                continue
+            decision = gate.decide(event)
+            if decision is ContactDecision.END:
+                result.ended_by_contact = event.contact_id
+                break
+            if decision is ContactDecision.SKIP:
+                result.skipped += 1
+                continue
+            aligned = aligner.add_fragment(event)
+            if aligner.start_ns is None:
+                reasons = reasons or _why_no_audio(event)
+                continue
+            if outputs is None:
+                assert aligner.sample_rate is not None
+                outputs = _Outputs(out_dir, aligner.start_ns, aligner.sample_rate)
+            outputs.write(aligned)
+        result.end = reader.end
+    finally:
+        if outputs is not None:
+            outputs.write(aligner.finish())
+            outputs.close()
+            result.paths = outputs.paths
+    if outputs is None:
+        wanted = f"contact {contact_id}" if contact_id else "any contact"
+        detail = (
+            "; ".join(dict.fromkeys(reasons))
+            or "no track named AUDIO_FROM_CUSTOMER or AUDIO_TO_CUSTOMER"
+        )
+        raise NoAudio(f"no PCM audio for {wanted} in the capture: {detail}")
+    result.contact_id = gate.target
+    result.start_ns = aligner.start_ns
+    result.sample_rate = aligner.sample_rate or 0
+    result.samples = aligner.samples
+    result.fragments = aligner.fragments
+    result.gaps = aligner.gaps_filled
+    result.duplicates = aligner.duplicates_dropped
+    return result
+
+
+def _run(args: argparse.Namespace) -> int:
+    out_dir = Path(args.out)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if args.capture == "-":
+            result = convert(sys.stdin.buffer, out_dir, args.contact_id)
+        else:
+            with Path(args.capture).open("rb") as stream:
+                result = convert(stream, out_dir, args.contact_id)
+    except OSError as exc:
+        print(f"callrec convert: {exc}", file=sys.stderr)
+        return 2
+    except CallrecError as exc:
+        print(f"callrec convert: {exc}", file=sys.stderr)
+        return 1
+    print(result.summary())
+    status = 0
+    if result.end is not None and not result.end.clean:
+        print(
+            f"callrec convert: capture truncated: {result.end.detail}; last fragment dropped",
+            file=sys.stderr,
+        )
+        status = 1
+    for code in result.error_codes:
+        print(f"callrec convert: capture holds an error chunk: {code}", file=sys.stderr)
+        status = 1
+    return status
+
+
+def register(subparsers: Any) -> None:
+    """Adds `callrec convert`."""
+    parser = subparsers.add_parser(
+        "convert",
+        help="capture -> <start>-cu.wav, <start>-op.wav, <start>-stereo.wav",
+        description="Convert a saved GetMedia capture (or a Matroska file with PCM tracks named"
+        " AUDIO_FROM_CUSTOMER / AUDIO_TO_CUSTOMER) into customer, agent and stereo WAVs.",
+    )
+    parser.add_argument("capture", help="capture file, or - for stdin")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--contact-id", help="contact to record (default: the first one seen)")
+    parser.set_defaults(handler=_run)

@@ -1,0 +1,654 @@
+"""A streaming EBML/Matroska reader for GetMedia responses and ordinary Matroska files.
+
+Bytes are pushed in any chunking (`MkvReader.feed`) and come out as `Document`s: one per EBML
+document (a KVS fragment is one document), holding what a recorder needs and nothing more: the
+DocType, TimecodeScale, track entries, SimpleTags in document order and the blocks with their
+absolute timecodes (Cluster Timecode + relative, in TimecodeScale ticks), laced frames split.
+
+Deliberately not done here: KVS or Connect meaning of tags and tracks (fragments.py), timing in
+seconds or samples (alignment.py), seeking, Cues, Chapters, Attachments, video details.
+
+Framing rules (Matroska / RFC 8794):
+- several EBML documents may follow each other; an EBML header always starts a new one;
+- only Segment and Cluster may have an unknown size; such an element ends where an element that
+  cannot be its child starts, at the next EBML header, or at the end of input;
+- CRC-32 and Void may appear anywhere and are skipped, as are unknown element IDs;
+- a document is complete once the next EBML header starts or the input ends cleanly between
+  elements with no known-size element left unfinished; otherwise it is truncated.
+
+Memory is bounded by one document plus one element: payloads are only buffered as they arrive,
+never allocated from a size field, and skipped elements are counted, not kept.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from callrec.errors import CallrecError
+
+# Element IDs, named as in the Matroska specification.
+EBML_ID_HEADER = 0x1A45DFA3
+EBML_ID_DOCTYPE = 0x4282
+EBML_ID_VOID = 0xEC
+EBML_ID_CRC32 = 0xBF
+MKV_ID_SEGMENT = 0x18538067
+MKV_ID_SEEKHEAD = 0x114D9B74
+MKV_ID_INFO = 0x1549A966
+MKV_ID_TIMECODESCALE = 0x2AD7B1
+MKV_ID_TRACKS = 0x1654AE6B
+MKV_ID_TRACKENTRY = 0xAE
+MKV_ID_TRACKNUMBER = 0xD7
+MKV_ID_TRACKUID = 0x73C5
+MKV_ID_TRACKTYPE = 0x83
+MKV_ID_NAME = 0x536E
+MKV_ID_CODECID = 0x86
+MKV_ID_CONTENTENCODINGS = 0x6D80
+MKV_ID_AUDIO = 0xE1
+MKV_ID_SAMPLINGFREQUENCY = 0xB5
+MKV_ID_CHANNELS = 0x9F
+MKV_ID_BITDEPTH = 0x6264
+MKV_ID_CLUSTER = 0x1F43B675
+MKV_ID_TIMECODE = 0xE7
+MKV_ID_SIMPLEBLOCK = 0xA3
+MKV_ID_BLOCKGROUP = 0xA0
+MKV_ID_BLOCK = 0xA1
+MKV_ID_CUES = 0x1C53BB6B
+MKV_ID_CHAPTERS = 0x1043A770
+MKV_ID_ATTACHMENTS = 0x1941A469
+MKV_ID_TAGS = 0x1254C367
+MKV_ID_TAG = 0x7373
+MKV_ID_SIMPLETAG = 0x67C8
+MKV_ID_TAGNAME = 0x45A3
+MKV_ID_TAGSTRING = 0x4487
+MKV_ID_TAGBINARY = 0x4485
+
+TRACK_TYPE_VIDEO = 1
+TRACK_TYPE_AUDIO = 2
+DEFAULT_TIMECODE_SCALE = 1_000_000
+# Blocks and strings larger than this are refused rather than buffered (a real KVS fragment's
+# largest element is a video frame of a few MB; a Connect block is 1 KB).
+DEFAULT_MAX_ELEMENT_SIZE = 64 * 1024 * 1024
+
+# Parents of the elements whose position matters: an unknown-size master ends at the first
+# element that is known and is not its child. Elements missing here are unknown and skipped.
+_SEGMENT_CHILDREN = (
+    MKV_ID_SEEKHEAD,
+    MKV_ID_INFO,
+    MKV_ID_TRACKS,
+    MKV_ID_CLUSTER,
+    MKV_ID_CUES,
+    MKV_ID_CHAPTERS,
+    MKV_ID_ATTACHMENTS,
+    MKV_ID_TAGS,
+)
+_CLUSTER_CHILDREN = (
+    MKV_ID_TIMECODE,
+    0x5854,
+    0xA7,
+    0xAB,
+    MKV_ID_SIMPLEBLOCK,
+    MKV_ID_BLOCKGROUP,
+    0xAF,
+)
+_BLOCKGROUP_CHILDREN = (MKV_ID_BLOCK, 0xA2, 0x75A1, 0x9B, 0xFA, 0xFB, 0xFD, 0xA4, 0x75A2, 0x8E)
+_INFO_CHILDREN = (0x73A4, 0x7384, 0x3CB923, 0x3C83AB, 0x3EB923, 0x3E83BB, 0x4444, 0x6924)
+_INFO_CHILDREN2 = (MKV_ID_TIMECODESCALE, 0x4489, 0x4461, 0x7BA9, 0x4D80, 0x5741)
+_TRACKENTRY_CHILDREN = (
+    MKV_ID_TRACKNUMBER,
+    MKV_ID_TRACKUID,
+    MKV_ID_TRACKTYPE,
+    0xB9,
+    0x88,
+    0x55AA,
+    0x9C,
+    0x6DE7,
+    0x6DF8,
+    0x23E383,
+    0x234E7A,
+    0x23314F,
+    0x55EE,
+    MKV_ID_NAME,
+    0x22B59C,
+    0x22B59D,
+    MKV_ID_CODECID,
+    0x63A2,
+    0x258688,
+    0x7446,
+    0x56AA,
+    0x56BB,
+    0xE0,
+    MKV_ID_AUDIO,
+    MKV_ID_CONTENTENCODINGS,
+)
+_PARENTS: dict[int, tuple[int, ...]] = {
+    EBML_ID_HEADER: (),
+    MKV_ID_SEGMENT: (),
+    **dict.fromkeys((0x4286, 0x42F7, 0x42F2, 0x42F3, 0x4282, 0x4287, 0x4285), (EBML_ID_HEADER,)),
+    **dict.fromkeys(_SEGMENT_CHILDREN, (MKV_ID_SEGMENT,)),
+    **dict.fromkeys(_CLUSTER_CHILDREN, (MKV_ID_CLUSTER,)),
+    **dict.fromkeys(_BLOCKGROUP_CHILDREN, (MKV_ID_BLOCKGROUP,)),
+    **dict.fromkeys(_INFO_CHILDREN + _INFO_CHILDREN2, (MKV_ID_INFO,)),
+    MKV_ID_TRACKENTRY: (MKV_ID_TRACKS,),
+    **dict.fromkeys(_TRACKENTRY_CHILDREN, (MKV_ID_TRACKENTRY,)),
+    **dict.fromkeys(
+        (MKV_ID_SAMPLINGFREQUENCY, 0x78B5, MKV_ID_CHANNELS, MKV_ID_BITDEPTH), (MKV_ID_AUDIO,)
+    ),
+    MKV_ID_TAG: (MKV_ID_TAGS,),
+    0x63C0: (MKV_ID_TAG,),
+    MKV_ID_SIMPLETAG: (MKV_ID_TAG, MKV_ID_SIMPLETAG),
+    **dict.fromkeys(
+        (MKV_ID_TAGNAME, 0x447A, 0x4484, MKV_ID_TAGSTRING, MKV_ID_TAGBINARY), (MKV_ID_SIMPLETAG,)
+    ),
+}
+# Masters the reader descends into; every other known master is skipped whole.
+_MASTERS = frozenset(
+    (
+        EBML_ID_HEADER,
+        MKV_ID_SEGMENT,
+        MKV_ID_INFO,
+        MKV_ID_TRACKS,
+        MKV_ID_TRACKENTRY,
+        MKV_ID_AUDIO,
+        MKV_ID_TAGS,
+        MKV_ID_TAG,
+        MKV_ID_SIMPLETAG,
+        MKV_ID_CLUSTER,
+        MKV_ID_BLOCKGROUP,
+    )
+)
+# Leaves whose value the reader keeps (everything else is skipped without buffering).
+_LEAVES = frozenset(
+    (
+        EBML_ID_DOCTYPE,
+        MKV_ID_TIMECODESCALE,
+        MKV_ID_TRACKNUMBER,
+        MKV_ID_TRACKUID,
+        MKV_ID_TRACKTYPE,
+        MKV_ID_NAME,
+        MKV_ID_CODECID,
+        MKV_ID_SAMPLINGFREQUENCY,
+        MKV_ID_CHANNELS,
+        MKV_ID_BITDEPTH,
+        MKV_ID_TAGNAME,
+        MKV_ID_TAGSTRING,
+        MKV_ID_TAGBINARY,
+        MKV_ID_TIMECODE,
+        MKV_ID_SIMPLEBLOCK,
+        MKV_ID_BLOCK,
+    )
+)
+_UNKNOWN_SIZE_ALLOWED = frozenset((MKV_ID_SEGMENT, MKV_ID_CLUSTER))
+_TOP_LEVEL = frozenset((EBML_ID_HEADER, MKV_ID_SEGMENT))
+
+_FLOAT32 = struct.Struct(">f")
+_FLOAT64 = struct.Struct(">d")
+_INT16 = struct.Struct(">h")
+
+
+def _vint_length(first: int) -> int:
+    for length in range(1, 9):
+        if first & (0x80 >> (length - 1)):
+            return length
+    return 0
+
+
+# Length of a variable-size integer from its first byte (0: invalid, the byte 0x00).
+_VINT_LENGTH = bytes(_vint_length(b) for b in range(256))
+# Element IDs are at most 4 bytes long (EBMLMaxIDLength 4).
+_ID_LENGTH = bytes(n if n <= 4 else 0 for n in _VINT_LENGTH)
+_VINT_MARKER = tuple((1 << (7 * n)) - 1 if n else 0 for n in range(9))
+
+
+class MkvError(CallrecError):
+    """Input that is not the Matroska this reader accepts: says what, where, and what was expected.
+
+    `offset` is the byte offset in the whole stream; `truncated` is true when the input ended
+    inside an element rather than holding a wrong byte.
+    """
+
+    def __init__(self, message: str, offset: int, *, truncated: bool = False) -> None:
+        super().__init__(f"{message} (at byte {offset})")
+        self.offset = offset
+        self.truncated = truncated
+
+
+def read_element_id(data: bytes, pos: int) -> tuple[int, int]:
+    """The element ID at `pos` (marker bits kept, as IDs are written) and its length."""
+    length = _ID_LENGTH[data[pos]]
+    if not length:
+        raise MkvError(f"expected an element ID, found byte 0x{data[pos]:02X}", pos)
+    if pos + length > len(data):
+        raise MkvError("expected an element ID, input ends inside it", pos, truncated=True)
+    return int.from_bytes(data[pos : pos + length]), length
+
+
+def read_vint(data: bytes, pos: int) -> tuple[int | None, int]:
+    """The variable-size integer at `pos` and its length; `None` for the reserved all-ones value
+    (an unknown size)."""
+    length = _VINT_LENGTH[data[pos]]
+    if not length:
+        raise MkvError("expected a variable-size integer, found byte 0x00", pos)
+    if pos + length > len(data):
+        raise MkvError(
+            "expected a variable-size integer, input ends inside it", pos, truncated=True
+        )
+    value = int.from_bytes(data[pos : pos + length]) & _VINT_MARKER[length]
+    return (None if value == _VINT_MARKER[length] else value), length
+
+
+def read_uint(payload: bytes) -> int:
+    """An unsigned integer element's value (an empty payload is 0)."""
+    return int.from_bytes(payload)
+
+
+def read_float(payload: bytes, offset: int = 0) -> float:
+    """A float element's value: 0, 4 or 8 bytes."""
+    if not payload:
+        return 0.0
+    if len(payload) == 4:
+        return float(_FLOAT32.unpack(payload)[0])
+    if len(payload) == 8:
+        return float(_FLOAT64.unpack(payload)[0])
+    raise MkvError(f"expected a float of 0, 4 or 8 bytes, found {len(payload)} bytes", offset)
+
+
+def read_string(payload: bytes) -> str:
+    """A string element's value (NUL padding removed; invalid UTF-8 replaced, never fatal)."""
+    return payload.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+@dataclass(slots=True)
+class Track:
+    """A TrackEntry, with Matroska defaults for what is absent (an Audio element without
+    SamplingFrequency means 8000 Hz, without Channels means 1)."""
+
+    number: int = 0
+    uid: int | None = None
+    type: int | None = None
+    name: str = ""
+    codec_id: str = ""
+    sampling_frequency: float = 8000.0
+    channels: int = 1
+    bit_depth: int | None = None
+    content_encoded: bool = False
+    offset: int = 0
+
+
+@dataclass(slots=True)
+class Block:
+    """A SimpleBlock or Block: its track number, its absolute timecode (Cluster Timecode plus the
+    block's relative timecode, in TimecodeScale ticks) and its frames (several when laced)."""
+
+    track: int
+    timecode: int
+    frames: list[bytes]
+    offset: int
+
+
+@dataclass(slots=True)
+class SimpleTag:
+    """One SimpleTag (nested SimpleTags are listed after their parent): TagString or TagBinary."""
+
+    name: str
+    value: str | bytes
+
+
+@dataclass(slots=True)
+class Document:
+    """One EBML document: in a GetMedia response, one KVS fragment."""
+
+    offset: int
+    doc_type: str = "matroska"
+    timecode_scale: int = DEFAULT_TIMECODE_SCALE
+    tracks: list[Track] = field(default_factory=list)
+    tags: list[SimpleTag] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
+    clusters: int = 0
+    complete: bool = False
+    end: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Tail:
+    """How the input ended (`MkvReader.close`): cleanly, or truncated inside an element.
+
+    `document` is the last document (complete or not), if one was still open."""
+
+    document: Document | None
+    truncated: bool
+    offset: int
+    detail: str = ""
+
+
+def split_lacing(payload: bytes, start: int, flags: int, offset: int) -> list[bytes]:  # noqa: PLR0912
+    """The frames of a block's data from `start` (just after the flags byte): one when not laced,
+    else Xiph, fixed-size or EBML lacing (flags bits 0x06) as the Matroska spec lays it out."""
+    lacing = flags & 0x06
+    end = len(payload)
+    if not lacing:
+        return [payload[start:]]
+    if start >= end:
+        raise MkvError("expected a lace count, block ends", offset)
+    count = payload[start] + 1
+    pos = start + 1
+    sizes: list[int] = []
+    if lacing == 0x02:  # Xiph
+        for _ in range(count - 1):
+            size = 0
+            while True:
+                if pos >= end:
+                    raise MkvError("expected a Xiph lace size, block ends", offset)
+                byte = payload[pos]
+                pos += 1
+                size += byte
+                if byte != 255:
+                    break
+            sizes.append(size)
+    elif lacing == 0x06:  # EBML
+        first, length = read_vint(payload, pos)
+        if first is None:
+            raise MkvError("expected an EBML lace size, found the reserved value", offset)
+        pos += length
+        sizes.append(first)
+        for _ in range(count - 2):
+            raw, length = read_vint(payload, pos)
+            if raw is None:
+                raise MkvError(
+                    "expected an EBML lace size difference, found the reserved value", offset
+                )
+            size = sizes[-1] + raw - (_VINT_MARKER[length] >> 1)
+            if size < 0:
+                raise MkvError(f"expected a non-negative EBML lace size, found {size}", offset)
+            pos += length
+            sizes.append(size)
+    else:  # fixed-size
+        total = end - pos
+        if total % count:
+            raise MkvError(
+                f"expected {count} equal fixed-size laced frames, found {total} bytes", offset
+            )
+        sizes = [total // count] * (count - 1)
+    last = end - pos - sum(sizes)
+    if last < 0:
+        raise MkvError(
+            f"expected laced frames of {sum(sizes)} bytes, block has {end - pos}", offset
+        )
+    frames = []
+    for size in [*sizes, last]:
+        frames.append(payload[pos : pos + size])
+        pos += size
+    return frames
+
+
+class MkvReader:
+    """Push parser: `feed(chunk)` returns the documents that ended, `close()` reports the tail.
+
+    Any split of the input into chunks gives the same documents. Raises `MkvError` for bytes
+    that are not Matroska; after an error the reader must not be fed again.
+    """
+
+    def __init__(self, max_element_size: int = DEFAULT_MAX_ELEMENT_SIZE) -> None:
+        self._max = max_element_size
+        self._data = b""  # unparsed input; _data[0] is at stream offset _base
+        self._base = 0
+        self._need = 0  # stream offset that must be buffered before parsing can progress
+        self._skip = 0  # payload bytes of a skipped element still to come
+        # Open masters: (id, end offset or -1 if unknown, end of the nearest known-size one or -1).
+        self._stack: list[tuple[int, int, int]] = []
+        self._doc: Document | None = None
+        self._track: Track | None = None
+        self._tags: list[list[str | bytes]] = []  # open SimpleTags: [name, value]
+        self._cluster_timecode = 0
+        self._group_block: Block | None = None
+        self._closed = False
+
+    @property
+    def offset(self) -> int:
+        """Stream offset up to which input has been parsed."""
+        return self._base
+
+    def feed(self, chunk: bytes) -> list[Document]:
+        """Push more input; returns the documents that ended (complete or not, see `complete`)."""
+        if self._closed:
+            raise ValueError("feed() after close()")
+        if self._skip:
+            take = min(self._skip, len(chunk))
+            self._skip -= take
+            self._base += take
+            chunk = chunk[take:]
+            if self._skip or not chunk:
+                return []
+        self._data = self._data + chunk if self._data else bytes(chunk)
+        if self._base + len(self._data) < self._need:
+            return []
+        out: list[Document] = []
+        self._parse(out)
+        return out
+
+    def close(self) -> Tail:
+        """End of input: how it ended, with the last document (complete only if the input ended
+        cleanly between elements with no known-size element unfinished)."""
+        self._closed = True
+        end = self._base + len(self._data) + self._skip
+        truncated = False
+        detail = ""
+        if self._skip:
+            truncated = True
+            detail = f"input ends {self._skip} bytes before the end of an element"
+            end = self._base
+        elif self._data:
+            truncated = True
+            detail = f"input ends inside an element starting at byte {self._base}"
+            end = self._base + len(self._data)
+        else:
+            for eid, elem_end, _ in self._stack:
+                if elem_end > end:
+                    truncated = True
+                    detail = (
+                        f"input ends {elem_end - end} bytes before the end of element 0x{eid:X}"
+                    )
+                    break
+        doc = self._doc
+        if doc is not None:
+            self._finish(doc, end, complete=not truncated)
+            self._doc = None
+        return Tail(doc, truncated, end, detail)
+
+    def _finish(self, doc: Document, end: int, *, complete: bool) -> None:
+        while self._stack:
+            self._pop()
+        doc.complete = complete
+        doc.end = end
+
+    def _pop(self) -> None:
+        eid, _, _ = self._stack.pop()
+        if eid == MKV_ID_TRACKENTRY:
+            if self._track is not None and self._doc is not None:
+                self._doc.tracks.append(self._track)
+            self._track = None
+        elif eid == MKV_ID_SIMPLETAG:
+            name, value = self._tags.pop()
+            if self._doc is not None and isinstance(name, str):
+                self._doc.tags.append(SimpleTag(name, value))
+        elif eid == MKV_ID_BLOCKGROUP:
+            if self._group_block is not None and self._doc is not None:
+                self._doc.blocks.append(self._group_block)
+            self._group_block = None
+
+    def _parse(self, out: list[Document]) -> None:  # noqa: PLR0912, PLR0915
+        data = self._data
+        n = len(data)
+        base = self._base
+        pos = 0
+        stack = self._stack
+        max_size = self._max
+        id_length = _ID_LENGTH
+        vint_length = _VINT_LENGTH
+        marker = _VINT_MARKER
+        parents_of = _PARENTS
+        while True:
+            here = base + pos
+            while stack and stack[-1][2] == here:
+                self._pop()
+            if pos >= n:
+                break
+            first = data[pos]
+            idlen = id_length[first]
+            if not idlen:
+                raise MkvError(f"expected an element ID, found byte 0x{first:02X}", here)
+            if pos + idlen >= n:
+                self._need = here + idlen + 1
+                break
+            eid = first if idlen == 1 else int.from_bytes(data[pos : pos + idlen])
+            spos = pos + idlen
+            slen = vint_length[data[spos]]
+            if not slen:
+                raise MkvError(f"expected an element size after ID 0x{eid:X}, found 0x00", here)
+            if spos + slen > n:
+                self._need = here + idlen + slen
+                break
+            size: int | None = int.from_bytes(data[spos : spos + slen]) & marker[slen]
+            if size == marker[slen]:
+                size = None
+            hdr = idlen + slen
+            # Where does this element belong? Close unknown-size masters it cannot be a child of.
+            parents = parents_of.get(eid)
+            if eid == EBML_ID_HEADER:
+                if self._doc is not None:
+                    unfinished = any(end > here for _, end, _ in stack)
+                    doc = self._doc
+                    self._finish(doc, here, complete=not unfinished)
+                    out.append(doc)
+                self._doc = Document(offset=here)
+            elif parents is not None:
+                while stack and stack[-1][1] < 0 and stack[-1][0] not in parents:
+                    self._pop()
+                if not stack:
+                    if eid != MKV_ID_SEGMENT:
+                        raise MkvError(
+                            f"expected an EBML header or Segment, found element 0x{eid:X}", here
+                        )
+                    if self._doc is None:
+                        raise MkvError("expected an EBML header before the Segment", here)
+                elif stack[-1][0] not in parents:
+                    parents = None  # misplaced inside a known-size master: skip it
+            elif not stack and eid not in (EBML_ID_VOID, EBML_ID_CRC32):
+                raise MkvError(f"expected an EBML header or Segment, found element 0x{eid:X}", here)
+            if size is None:
+                if eid not in _UNKNOWN_SIZE_ALLOWED or parents is None:
+                    raise MkvError(
+                        f"element 0x{eid:X} has an unknown size; only Segment and Cluster may", here
+                    )
+                end = -1
+                limit = stack[-1][2] if stack else -1
+            else:
+                end = limit = here + hdr + size
+                if stack and 0 <= stack[-1][2] < end:
+                    raise MkvError(
+                        f"element 0x{eid:X} of {size} bytes overruns its parent"
+                        f" 0x{stack[-1][0]:X} ending at byte {stack[-1][2]}",
+                        here,
+                    )
+            if parents is not None and eid in _MASTERS:
+                stack.append((eid, end, limit))
+                pos += hdr
+                if eid == MKV_ID_CLUSTER:
+                    self._cluster_timecode = 0
+                    if self._doc is not None:
+                        self._doc.clusters += 1
+                elif eid == MKV_ID_TRACKENTRY:
+                    self._track = Track(offset=here)
+                elif eid == MKV_ID_SIMPLETAG:
+                    self._tags.append([b"", b""])
+                elif eid == MKV_ID_BLOCKGROUP:
+                    self._group_block = None
+                continue
+            assert size is not None
+            if parents is None or eid not in _LEAVES:
+                if eid == MKV_ID_CONTENTENCODINGS and self._track is not None:
+                    self._track.content_encoded = True
+                pos += hdr
+                avail = n - pos
+                if size > avail:
+                    self._skip = size - avail
+                    pos = n
+                    break
+                pos += size
+                continue
+            # A leaf whose value is kept: wait until all of it is buffered.
+            if size > max_size:
+                raise MkvError(
+                    f"element 0x{eid:X} claims {size} bytes; expected at most {max_size}", here
+                )
+            stop = pos + hdr + size
+            if stop > n:
+                self._need = here + hdr + size
+                break
+            start = pos + hdr
+            pos = stop
+            current = self._doc
+            assert current is not None
+            if eid in (MKV_ID_SIMPLEBLOCK, MKV_ID_BLOCK):
+                if size < 4:
+                    raise MkvError(
+                        f"expected a block header of at least 4 bytes, found {size}", here
+                    )
+                tlen = vint_length[data[start]]
+                if not tlen or tlen + 3 > size:
+                    raise MkvError("expected a track number in the block header", here + hdr)
+                track = int.from_bytes(data[start : start + tlen]) & marker[tlen]
+                rel = _INT16.unpack_from(data, start + tlen)[0]
+                flags = data[start + tlen + 2]
+                if flags & 0x06:
+                    frames = split_lacing(data[start:stop], tlen + 3, flags, here + hdr)
+                else:
+                    frames = [data[start + tlen + 3 : stop]]
+                block = Block(track, self._cluster_timecode + rel, frames, here)
+                if eid == MKV_ID_SIMPLEBLOCK:
+                    current.blocks.append(block)
+                else:
+                    self._group_block = block
+            elif eid == MKV_ID_TIMECODE:
+                self._cluster_timecode = int.from_bytes(data[start:stop])
+            elif eid == MKV_ID_TAGNAME:
+                self._tags[-1][0] = read_string(data[start:stop])
+            elif eid == MKV_ID_TAGSTRING:
+                self._tags[-1][1] = read_string(data[start:stop])
+            elif eid == MKV_ID_TAGBINARY:
+                self._tags[-1][1] = data[start:stop]
+            elif eid == MKV_ID_TIMECODESCALE:
+                scale = int.from_bytes(data[start:stop])
+                if scale <= 0:
+                    raise MkvError("expected a positive TimecodeScale, found 0", here)
+                current.timecode_scale = scale
+            elif eid == EBML_ID_DOCTYPE:
+                current.doc_type = read_string(data[start:stop])
+                if current.doc_type not in ("matroska", "webm"):
+                    raise MkvError(
+                        f"expected DocType 'matroska' or 'webm', found {current.doc_type!r}", here
+                    )
+            else:
+                track_entry = self._track
+                if track_entry is None:
+                    continue
+                if eid == MKV_ID_TRACKNUMBER:
+                    track_entry.number = int.from_bytes(data[start:stop])
+                elif eid == MKV_ID_TRACKUID:
+                    track_entry.uid = int.from_bytes(data[start:stop])
+                elif eid == MKV_ID_TRACKTYPE:
+                    track_entry.type = int.from_bytes(data[start:stop])
+                elif eid == MKV_ID_NAME:
+                    track_entry.name = read_string(data[start:stop])
+                elif eid == MKV_ID_CODECID:
+                    track_entry.codec_id = read_string(data[start:stop])
+                elif eid == MKV_ID_SAMPLINGFREQUENCY:
+                    track_entry.sampling_frequency = read_float(data[start:stop], here)
+                elif eid == MKV_ID_CHANNELS:
+                    track_entry.channels = int.from_bytes(data[start:stop])
+                elif eid == MKV_ID_BITDEPTH:
+                    track_entry.bit_depth = int.from_bytes(data[start:stop])
+        self._data = data[pos:] if pos < n else b""
+        self._base = base + pos
+        if self._need < self._base + 1:
+            self._need = 0
