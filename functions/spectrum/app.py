@@ -10,7 +10,6 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -29,9 +28,7 @@ metrics = Metrics()
 
 @lru_cache(maxsize=1)
 def default_store() -> SpectrogramStore:
-    return SpectrogramStore(
-        SpectrumSettings.from_env(), s3=boto3.client("s3"), dynamodb=boto3.client("dynamodb")
-    )
+    return SpectrogramStore.with_default_clients(SpectrumSettings.from_env())
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -45,7 +42,7 @@ def lambda_handler(
     dynamodb: DynamoDBClient | None = None,
 ) -> dict[str, list[dict[str, str | None]]]:
     store = default_store()
-    if s3 is not None and dynamodb is not None:
+    if s3 is not None and dynamodb is not None:  # test seam: clients pointed elsewhere
         store = SpectrogramStore(store.settings, s3=s3, dynamodb=dynamodb)
     results = [store.render(r.s3.bucket.name, r.s3.get_object.key) for r in S3Event(event).records]
     return {

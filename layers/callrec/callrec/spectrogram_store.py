@@ -22,8 +22,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
+import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from callrec import spectrum
@@ -248,6 +250,17 @@ class SpectrogramStore:
         self.settings = settings
         self._s3 = s3
         self._dynamodb = dynamodb
+
+    @classmethod
+    def with_default_clients(cls, settings: SpectrumSettings) -> SpectrogramStore:
+        """A store with boto3 clients from the environment (the function's role), standard
+        retries: create it once per execution environment."""
+        config = Config(retries={"mode": "standard", "max_attempts": 3})
+        return cls(
+            settings,
+            s3=boto3.client("s3", config=config),
+            dynamodb=boto3.client("dynamodb", config=config),
+        )
 
     def render(self, bucket: str, key: str) -> Result:
         """Render one recording. Permanent failures are logged, counted and returned; transient
