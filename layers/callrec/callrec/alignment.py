@@ -6,7 +6,9 @@ Rules (the recorder and `callrec convert` must produce the same bytes):
 - each block (each frame of a laced block, timed from the samples before it) is placed at the
   sample its timestamp gives relative to the start, rounded to the nearest sample;
 - within 20 ms of the track's current end it is appended right at the end (jitter absorbed);
-  later, the gap is filled with silence; earlier, the overlapping samples are dropped;
+  later, the gap is filled with silence; earlier, the overlapping samples are dropped, and a
+  block that would end within 20 ms of the track's end is dropped whole (a repeated block whose
+  timestamp jittered: never written twice);
 - `finish()` pads both tracks with silence to the same length.
 
 The aligner is resumable: `state()` is a small dict of ints and strings; `Aligner.from_state`
@@ -140,7 +142,9 @@ class Aligner:
                     end += count
                 else:
                     overlap = end - pos
-                    if overlap >= count:
+                    # A block ending within the tolerance of the track's end is a repeat whose
+                    # timestamp jittered: written again, its tail would be heard twice.
+                    if pos + count <= end + tolerance:
                         self.duplicates_dropped += 1
                         self.dropped_samples += count
                     else:

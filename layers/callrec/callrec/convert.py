@@ -125,6 +125,7 @@ def convert(
     Raises `MkvError` for bytes that are not Matroska or audio that is not PCM (files written
     so far are completed first), `NoAudio` when the contact has no audio in the capture.
     """
+    out_dir.mkdir(parents=True, exist_ok=True)
     result = ConvertResult()
     gate = ContactGate(target=contact_id)
     aligner = Aligner()

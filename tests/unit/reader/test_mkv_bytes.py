@@ -1,0 +1,292 @@
+"""Byte-level tests of the Matroska reader: vints, unknown sizes, lacing, framing, bad input."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from callrec.mkv import (
+    Document,
+    MkvError,
+    MkvReader,
+    read_element_id,
+    read_float,
+    read_vint,
+    split_lacing,
+)
+
+EBML_HEADER = bytes.fromhex("1A45DFA3 8F 4282 88") + b"matroska" + bytes.fromhex("4287 81 02")
+SEGMENT_UNKNOWN = bytes.fromhex("18538067 01FFFFFFFFFFFFFF")
+CLUSTER_UNKNOWN = bytes.fromhex("1F43B675 FF")
+
+
+def size(n: int, width: int = 1) -> bytes:
+    """EBML size `n` in `width` bytes."""
+    return (n | (1 << (7 * width))).to_bytes(width, "big")
+
+
+def el(eid: int, payload: bytes, width: int = 1) -> bytes:
+    return eid.to_bytes((eid.bit_length() + 7) // 8, "big") + size(len(payload), width) + payload
+
+
+def uint(eid: int, value: int) -> bytes:
+    return el(eid, value.to_bytes(max(1, (value.bit_length() + 7) // 8), "big"))
+
+
+def simple_block(track: int, rel: int, payload: bytes, flags: int = 0x80) -> bytes:
+    return el(0xA3, bytes([0x80 | track]) + struct.pack(">hB", rel, flags) + payload)
+
+
+def track_entry(number: int, name: str, codec: str = "A_PCM/INT/LIT", audio: bytes = b"") -> bytes:
+    body = uint(0xD7, number) + uint(0x83, 2) + el(0x536E, name.encode()) + el(0x86, codec.encode())
+    if audio:
+        body += el(0xE1, audio)
+    return el(0xAE, body)
+
+
+def tags(*pairs: tuple[str, str]) -> bytes:
+    simple = b"".join(el(0x67C8, el(0x45A3, n.encode()) + el(0x4487, v.encode())) for n, v in pairs)
+    return el(0x1254C367, el(0x7373, simple))
+
+
+def parse(data: bytes, chunk: int | None = None) -> tuple[list[Document], object]:
+    reader = MkvReader()
+    docs: list[Document] = []
+    step = chunk or max(1, len(data))
+    for i in range(0, len(data), step):
+        docs += reader.feed(data[i : i + step])
+    tail = reader.close()
+    if tail.document is not None:
+        docs.append(tail.document)
+    return docs, tail
+
+
+@pytest.mark.parametrize("width", range(1, 9))
+def test_vint_of_every_length(width: int) -> None:
+    # Given the value 5 and the largest value in `width` bytes
+    for value in (5, (1 << (7 * width)) - 2):
+        encoded = size(value, width)
+        # When read
+        got, length = read_vint(encoded + b"\x00", 0)
+        # Then value and length round-trip
+        assert (got, length) == (value, width)
+
+
+@pytest.mark.parametrize("width", range(1, 9))
+def test_all_ones_vint_is_unknown_size(width: int) -> None:
+    encoded = ((1 << (8 * width - width)) | ((1 << (7 * width)) - 1)).to_bytes(width, "big")
+    assert read_vint(encoded, 0) == (None, width)
+
+
+def test_element_ids_keep_marker_bits_and_reject_long_ids() -> None:
+    assert read_element_id(bytes.fromhex("1A45DFA3"), 0) == (0x1A45DFA3, 4)
+    assert read_element_id(bytes.fromhex("A3"), 0) == (0xA3, 1)
+    with pytest.raises(MkvError, match="expected an element ID"):
+        read_element_id(bytes.fromhex("08 00 00 00 00"), 0)
+    with pytest.raises(MkvError) as info:
+        read_element_id(bytes.fromhex("1A45"), 0)
+    assert info.value.truncated
+
+
+def test_floats_of_each_width() -> None:
+    assert read_float(b"") == 0.0
+    assert read_float(struct.pack(">f", 8000.0)) == 8000.0
+    assert read_float(struct.pack(">d", 44100.0)) == 44100.0
+    with pytest.raises(MkvError, match="float of 0, 4 or 8 bytes"):
+        read_float(b"\x00\x00", 7)
+
+
+def minimal_document(body: bytes, info: bytes = b"") -> bytes:
+    return EBML_HEADER + SEGMENT_UNKNOWN + info + body
+
+
+def test_unknown_size_cluster_ends_at_segment_level_tags() -> None:
+    # Given a Connect-like document: tracks, unknown-size Cluster, then Tags after the blocks
+    tracks = el(0x1654AE6B, track_entry(1, "AUDIO_FROM_CUSTOMER"), width=4)
+    cluster = CLUSTER_UNKNOWN + uint(0xE7, 1000) + simple_block(1, 0, b"\x01\x00" * 4)
+    data = minimal_document(tracks + cluster + tags(("ContactId", "c-1")))
+    # When parsed
+    docs, tail = parse(data)
+    # Then the block is in the Cluster and the tag after it is read at Segment level
+    (doc,) = docs
+    assert doc.complete
+    assert not tail.truncated
+    assert [(b.track, b.timecode, b.frames) for b in doc.blocks] == [(1, 1000, [b"\x01\x00" * 4])]
+    assert [(t.name, t.value) for t in doc.tags] == [("ContactId", "c-1")]
+    assert doc.clusters == 1
+
+
+def test_next_ebml_header_ends_unknown_size_segment_and_cluster() -> None:
+    one = minimal_document(CLUSTER_UNKNOWN + uint(0xE7, 5) + simple_block(1, 2, b"ab"))
+    docs, _ = parse(one + one)
+    assert [d.complete for d in docs] == [True, True]
+    assert [d.offset for d in docs] == [0, len(one)]
+    assert docs[1].blocks[0].timecode == 7
+
+
+def test_timecode_scale_default_and_read() -> None:
+    info = el(0x1549A966, uint(0x2AD7B1, 500_000), width=2)
+    docs, _ = parse(minimal_document(b"", info) + minimal_document(b""))
+    assert [d.timecode_scale for d in docs] == [500_000, 1_000_000]
+
+
+def test_audio_defaults_and_explicit_values() -> None:
+    explicit = el(0xB5, struct.pack(">d", 16000.0)) + uint(0x9F, 2) + uint(0x6264, 16)
+    tracks = el(
+        0x1654AE6B,
+        track_entry(1, "AUDIO_FROM_CUSTOMER", audio=el(0x6264, b"\x10"))
+        + track_entry(2, "AUDIO_TO_CUSTOMER", audio=explicit),
+    )
+    (doc,), _ = parse(minimal_document(tracks))
+    first, second = doc.tracks
+    assert (first.sampling_frequency, first.channels, first.bit_depth) == (8000.0, 1, 16)
+    assert (second.sampling_frequency, second.channels) == (16000.0, 2)
+
+
+def test_crc32_void_and_unknown_ids_are_skipped_anywhere() -> None:
+    crc = el(0xBF, b"\x00\x00\x00\x00")
+    void = el(0xEC, b"\x00" * 5)
+    unknown = el(0x4DBB, b"\x12\x34")  # a Seek entry where it does not belong: skipped
+    tracks = el(0x1654AE6B, crc + track_entry(1, "AUDIO_FROM_CUSTOMER") + void)
+    cluster = CLUSTER_UNKNOWN + crc + uint(0xE7, 0) + void + unknown + simple_block(1, 0, b"xy")
+    data = crc + void + minimal_document(void + tracks + cluster)
+    docs, tail = parse(data)
+    assert not tail.truncated  # type: ignore[attr-defined]
+    assert len(docs) == 1
+    assert docs[0].blocks[0].frames == [b"xy"]
+
+
+def test_block_group_block_is_read() -> None:
+    block = bytes([0x81]) + struct.pack(">hB", -3, 0) + b"pcm!"
+    group = el(0xA0, el(0xA1, block) + uint(0x9B, 4))
+    cluster = el(0x1F43B675, uint(0xE7, 10) + group)
+    (doc,), _ = parse(minimal_document(cluster))
+    assert [(b.track, b.timecode, b.frames) for b in doc.blocks] == [(1, 7, [b"pcm!"])]
+
+
+def test_xiph_lacing() -> None:
+    frames = [b"a" * 300, b"b" * 2, b"c" * 7]
+    lace = bytes([2]) + bytes([255, 45]) + bytes([2]) + b"".join(frames)
+    assert split_lacing(b"hdr" + lace, 3, 0x02, 0) == frames
+
+
+def test_fixed_size_lacing() -> None:
+    frames = [b"ab", b"cd", b"ef"]
+    assert split_lacing(bytes([2]) + b"".join(frames), 0, 0x04, 0) == frames
+    with pytest.raises(MkvError, match="equal fixed-size"):
+        split_lacing(bytes([1]) + b"abc", 0, 0x04, 0)
+
+
+def test_ebml_lacing_with_signed_differences() -> None:
+    frames = [b"a" * 10, b"b" * 7, b"c" * 200, b"d" * 3]
+    # First size 10 (vint), then differences -3 (1 byte: 63-3=60) and +193 (2 bytes: 8191+193)
+    lace = (
+        bytes([3])
+        + bytes([0x80 | 10])
+        + bytes([0x80 | 60])
+        + (0x4000 | (8191 + 193)).to_bytes(2, "big")
+    )
+    assert split_lacing(lace + b"".join(frames), 0, 0x06, 0) == frames
+
+
+def test_laced_simple_block_in_document() -> None:
+    lace = bytes([1, 4]) + b"1234" + b"56"
+    cluster = el(0x1F43B675, uint(0xE7, 0) + simple_block(1, 0, lace, flags=0x82))
+    (doc,), _ = parse(minimal_document(cluster))
+    assert doc.blocks[0].frames == [b"1234", b"56"]
+
+
+def test_lace_sizes_beyond_block_raise() -> None:
+    with pytest.raises(MkvError, match="laced frames"):
+        split_lacing(bytes([1, 200]) + b"xx", 0, 0x02, 0)
+
+
+def test_garbage_at_top_level_names_offset_and_expectation() -> None:
+    data = minimal_document(b"") + b"\x42\x86\x81\x01"
+    with pytest.raises(MkvError) as info:
+        parse(data)
+    assert info.value.offset == len(minimal_document(b""))
+    assert "expected an EBML header or Segment" in str(info.value)
+
+
+def test_first_bytes_must_be_ebml() -> None:
+    with pytest.raises(MkvError, match="EBML header before the Segment"):
+        parse(SEGMENT_UNKNOWN)
+    with pytest.raises(MkvError, match=r"found byte 0x00 \(at byte 0\)|found byte 0x00"):
+        parse(b"\x00\x00\x00")
+
+
+def test_wrong_doctype_is_rejected() -> None:
+    bad = bytes.fromhex("1A45DFA3 87 4282 84") + b"riff"
+    with pytest.raises(MkvError, match="DocType"):
+        parse(bad)
+
+
+def test_child_overrunning_its_parent_raises() -> None:
+    tracks = bytes.fromhex("1654AE6B 83") + bytes.fromhex("AE 85") + b"\x00" * 3
+    with pytest.raises(MkvError, match="overruns its parent"):
+        parse(minimal_document(tracks))
+
+
+def test_unknown_size_only_for_segment_and_cluster() -> None:
+    with pytest.raises(MkvError, match="unknown size"):
+        parse(minimal_document(bytes.fromhex("1654AE6B FF")))
+
+
+def test_truncated_last_element_is_reported_not_raised() -> None:
+    # Given a document cut inside a SimpleBlock
+    cluster = CLUSTER_UNKNOWN + uint(0xE7, 0) + simple_block(1, 0, b"x" * 100)
+    data = minimal_document(cluster)[:-10]
+    # When parsed, in one piece or byte by byte
+    for chunk in (None, 1, 7):
+        docs, tail = parse(data, chunk)
+        # Then the tail says truncated and the document is incomplete
+        assert tail.truncated  # type: ignore[attr-defined]
+        assert [d.complete for d in docs] == [False]
+
+
+def test_known_size_segment_unfinished_is_truncated() -> None:
+    data = EBML_HEADER + bytes.fromhex("18538067 88") + uint(0xE7, 1)
+    _, tail = parse(data)
+    assert tail.truncated  # type: ignore[attr-defined]
+
+
+def test_known_size_segment_cut_by_next_ebml_header_is_incomplete() -> None:
+    cut = EBML_HEADER + bytes.fromhex("18538067 90") + el(0x1549A966, uint(0x2AD7B1, 1_000_000))
+    docs, tail = parse(cut + minimal_document(b""))
+    assert [d.complete for d in docs] == [False, True]
+    assert not tail.truncated  # type: ignore[attr-defined]
+
+
+def test_gigabyte_size_claims_never_allocate() -> None:
+    # A SimpleBlock claiming 2**50 bytes: refused at once, before buffering anything
+    claim = bytes.fromhex("A3 01") + (1 << 50).to_bytes(7, "big")
+    with pytest.raises(MkvError, match="claims"):
+        parse(minimal_document(CLUSTER_UNKNOWN + claim + b"tiny"))
+    # A skipped element claiming 2**50 bytes: counted, reported as truncation at the end
+    skipped = bytes.fromhex("1C53BB6B 01") + (1 << 50).to_bytes(7, "big")
+    _, tail = parse(minimal_document(skipped + b"tiny"))
+    assert tail.truncated  # type: ignore[attr-defined]
+
+
+def test_ebml_header_inside_a_cluster_starts_a_new_document() -> None:
+    one = minimal_document(CLUSTER_UNKNOWN + uint(0xE7, 0) + simple_block(1, 0, b"ab"))
+    docs, _ = parse(one + one + one, chunk=5)
+    assert len(docs) == 3
+    assert all(d.complete for d in docs)
+
+
+def test_nested_simple_tags_and_binary_values() -> None:
+    inner = el(0x67C8, el(0x45A3, b"inner") + el(0x4485, b"\x00\x01"))
+    outer = el(0x67C8, el(0x45A3, b"outer") + el(0x4487, b"v\x00\x00") + inner)
+    data = minimal_document(el(0x1254C367, el(0x7373, el(0x63C0, b"") + outer)))
+    (doc,), _ = parse(data)
+    assert [(t.name, t.value) for t in doc.tags] == [("inner", b"\x00\x01"), ("outer", "v")]
+
+
+def test_feed_after_close_is_refused() -> None:
+    reader = MkvReader()
+    reader.close()
+    with pytest.raises(ValueError, match="after close"):
+        reader.feed(b"x")
