@@ -64,7 +64,8 @@ class Fragment:
     """One KVS fragment (one EBML document) with its KVS and Connect tags.
 
     `index` counts documents from 0 in this stream; `tags` holds every SimpleTag by name (the
-    last value wins: Connect repeats its tags after the Cluster); `blocks` carry absolute
+    last value wins: Connect repeats its tags after the Cluster; `document_tags` keeps them all
+    in document order); `blocks` carry absolute
     timecodes in `timecode_scale` nanosecond ticks.
     """
 
@@ -77,6 +78,7 @@ class Fragment:
     blocks: list[Block]
     timecode_scale: int
     clusters: int
+    document_tags: tuple[tuple[str, str | bytes], ...] = ()
 
     @classmethod
     def from_document(cls, document: Document, index: int) -> Fragment:
@@ -91,6 +93,7 @@ class Fragment:
             blocks=document.blocks,
             timecode_scale=document.timecode_scale,
             clusters=document.clusters,
+            document_tags=tuple((tag.name, tag.value) for tag in document.tags),
         )
 
     def tag(self, name: str) -> str | None:
