@@ -44,6 +44,9 @@ from callrec.fragments import (
 )
 
 JITTER_TOLERANCE_MS = 20
+# A timestamp further ahead than this is refused rather than turned into that much silence
+# (a corrupt timecode must not allocate hours of zeros).
+MAX_GAP_SECONDS = 600
 BYTES_PER_SAMPLE = 2
 STATE_VERSION = 1
 _NS = 1_000_000_000
@@ -102,7 +105,7 @@ class Aligner:
         self.fragments += 1
         return self.add(blocks, fmt)
 
-    def add(self, blocks: Sequence[AudioBlock], fmt: PcmFormat | None) -> Aligned:
+    def add(self, blocks: Sequence[AudioBlock], fmt: PcmFormat | None) -> Aligned:  # noqa: PLR0912
         """Aligns the audio blocks of one fragment, all in format `fmt` (as `fragment_audio`
         returns them; prefer `add_fragment`, which also carries MimeType over tagless fragments)."""
         if not blocks or fmt is None:
@@ -119,6 +122,7 @@ class Aligner:
         rate = sample_rate
         start = self.start_ns
         tolerance = rate * JITTER_TOLERANCE_MS // 1000
+        max_gap = rate * MAX_GAP_SECONDS
         ends = self.ends
         out: dict[str, list[bytes]] = {ROLE_CUSTOMER: [], ROLE_AGENT: []}
         for block in blocks:
@@ -131,6 +135,11 @@ class Aligner:
                 count = len(frame) // BYTES_PER_SAMPLE
                 if pos > end + tolerance:
                     silence = pos - end
+                    if silence > max_gap:
+                        raise AlignmentError(
+                            f"expected {role} audio within {MAX_GAP_SECONDS} s of the track's end,"
+                            f" found a block {silence / rate:.3f} s later"
+                        )
                     if end:
                         self.gaps_filled += 1
                         self.gap_samples += silence

@@ -138,6 +138,11 @@ def test_mime_type_parsing() -> None:
     assert parse_mime_type("audio/L16;rate=abc") is None
 
 
+def test_gap_beyond_limit_is_refused_not_allocated() -> None:
+    with pytest.raises(AlignmentError, match="within 600 s"):
+        run(AudioBlock("cu", T0, [pcm(4, 1)]), AudioBlock("cu", T0 + 10**9 * MS, [pcm(4, 1)]))
+
+
 def test_rate_change_mid_recording_is_an_error() -> None:
     aligner = Aligner()
     aligner.add([AudioBlock("cu", T0, [pcm(4, 1)])], FMT)
