@@ -15,6 +15,7 @@ from array import array
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import lru_cache
 from typing import Any, Protocol
 
 from callrec.mkv import (
@@ -329,6 +330,7 @@ class AudioBlock:
     frames: list[bytes]
 
 
+@lru_cache(maxsize=32)
 def parse_mime_type(value: str) -> PcmFormat | None:
     """The PCM format a Connect `MimeType` tag declares (`audio/L16;rate=8000;channels=1;`), or
     None if it is not L16. Connect's L16 is little-endian, whatever RFC 2586 says."""

@@ -23,6 +23,7 @@ never allocated from a size field, and skipped elements are counted, not kept.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from callrec.errors import CallrecError
@@ -178,6 +179,9 @@ _LEAVES = frozenset(
         MKV_ID_BLOCK,
     )
 )
+_CACHE_SIZE = 64
+# Masters read whole once buffered (small, and identical in every Connect fragment but Info).
+_WHOLE = frozenset((EBML_ID_HEADER, MKV_ID_INFO, MKV_ID_TRACKS, MKV_ID_TAGS))
 _UNKNOWN_SIZE_ALLOWED = frozenset((MKV_ID_SEGMENT, MKV_ID_CLUSTER))
 _TOP_LEVEL = frozenset((EBML_ID_HEADER, MKV_ID_SEGMENT))
 
@@ -381,6 +385,121 @@ def split_lacing(payload: bytes, start: int, flags: int, offset: int) -> list[by
     return frames
 
 
+def _read_tags(data: bytes, pos: int, end: int, base: int, out: list[SimpleTag]) -> None:  # noqa: PLR0912
+    """The SimpleTags of one whole Tags payload `data[pos:end]`, in document order (a nested
+    SimpleTag after its parent); CRC-32, Void, Targets and unknown elements skipped."""
+    # Open Tag/SimpleTag masters: (end, index in `pending` of the SimpleTag or -1 for a Tag)
+    stack: list[tuple[int, int]] = []
+    pending: list[list[str | bytes | None]] = []  # [name, value] per SimpleTag, in document order
+    while True:
+        while stack and stack[-1][0] == pos:
+            stack.pop()
+        if pos >= end:
+            break
+        eid, idlen = read_element_id(data, pos)
+        size, slen = read_vint(data, pos + idlen)
+        if size is None:
+            raise MkvError(f"element 0x{eid:X} inside Tags has an unknown size", base + pos)
+        start = pos + idlen + slen
+        stop = start + size
+        limit = stack[-1][0] if stack else end
+        if stop > limit:
+            raise MkvError(
+                f"element 0x{eid:X} of {size} bytes overruns its parent ending at byte {base + limit}",
+                base + pos,
+            )
+        if eid == MKV_ID_TAG:
+            stack.append((stop, -1))
+            pos = start
+        elif eid == MKV_ID_SIMPLETAG:
+            pending.append([None, None])
+            stack.append((stop, len(pending) - 1))
+            pos = start
+        else:
+            if stack and stack[-1][1] >= 0:
+                entry = pending[stack[-1][1]]
+                if eid == MKV_ID_TAGNAME:
+                    entry[0] = read_string(data[start:stop])
+                elif eid == MKV_ID_TAGSTRING:
+                    entry[1] = read_string(data[start:stop])
+                elif eid == MKV_ID_TAGBINARY:
+                    entry[1] = data[start:stop]
+            pos = stop
+    for name, value in pending:
+        if isinstance(name, str):
+            out.append(SimpleTag(name, value if value is not None else ""))
+
+
+def _children(data: bytes, pos: int, end: int, base: int) -> Iterator[tuple[int, int, int]]:
+    """(id, payload start, payload end) of each child in the whole payload `data[pos:end]`."""
+    while pos < end:
+        eid, idlen = read_element_id(data, pos)
+        size, slen = read_vint(data, pos + idlen)
+        if size is None:
+            raise MkvError(
+                f"element 0x{eid:X} has an unknown size; only Segment and Cluster may", base + pos
+            )
+        start = pos + idlen + slen
+        stop = start + size
+        if stop > end:
+            raise MkvError(
+                f"element 0x{eid:X} of {size} bytes overruns its parent ending at byte {base + end}",
+                base + pos,
+            )
+        yield eid, start, stop
+        pos = stop
+
+
+def _read_tracks(data: bytes, pos: int, end: int, base: int) -> list[Track]:  # noqa: PLR0912
+    """The TrackEntries of one whole Tracks payload."""
+    tracks: list[Track] = []
+    for eid, start, stop in _children(data, pos, end, base):
+        if eid != MKV_ID_TRACKENTRY:
+            continue
+        track = Track(offset=base + start)
+        for cid, cstart, cstop in _children(data, start, stop, base):
+            value = data[cstart:cstop]
+            if cid == MKV_ID_TRACKNUMBER:
+                track.number = int.from_bytes(value)
+            elif cid == MKV_ID_TRACKUID:
+                track.uid = int.from_bytes(value)
+            elif cid == MKV_ID_TRACKTYPE:
+                track.type = int.from_bytes(value)
+            elif cid == MKV_ID_NAME:
+                track.name = read_string(value)
+            elif cid == MKV_ID_CODECID:
+                track.codec_id = read_string(value)
+            elif cid == MKV_ID_CONTENTENCODINGS:
+                track.content_encoded = True
+            elif cid == MKV_ID_AUDIO:
+                for aid, astart, astop in _children(data, cstart, cstop, base):
+                    if aid == MKV_ID_SAMPLINGFREQUENCY:
+                        track.sampling_frequency = read_float(data[astart:astop], base + astart)
+                    elif aid == MKV_ID_CHANNELS:
+                        track.channels = int.from_bytes(data[astart:astop])
+                    elif aid == MKV_ID_BITDEPTH:
+                        track.bit_depth = int.from_bytes(data[astart:astop])
+        tracks.append(track)
+    return tracks
+
+
+def _read_block(data: bytes, start: int, stop: int, offset: int, cluster_timecode: int) -> Block:
+    """A SimpleBlock's or Block's payload `data[start:stop]`; `offset` is the element's."""
+    if stop - start < 4:
+        raise MkvError(f"expected a block header of at least 4 bytes, found {stop - start}", offset)
+    tlen = _VINT_LENGTH[data[start]]
+    if not tlen or start + tlen + 3 > stop:
+        raise MkvError("expected a track number in the block header", offset)
+    track = int.from_bytes(data[start : start + tlen]) & _VINT_MARKER[tlen]
+    rel = _INT16.unpack_from(data, start + tlen)[0]
+    flags = data[start + tlen + 2]
+    if flags & 0x06:
+        frames = split_lacing(data[start:stop], tlen + 3, flags, offset)
+    else:
+        frames = [data[start + tlen + 3 : stop]]
+    return Block(track, cluster_timecode + rel, frames, offset)
+
+
 class MkvReader:
     """Push parser: `feed(chunk)` returns the documents that ended, `close()` reports the tail.
 
@@ -402,6 +521,8 @@ class MkvReader:
         self._cluster_timecode = 0
         self._group_block: Block | None = None
         self._closed = False
+        # Parsed Tags, Tracks and EBML headers by their bytes (a Connect stream repeats them).
+        self._cache: dict[tuple[int, bytes], list[SimpleTag] | list[Track] | list[str]] = {}
 
     @property
     def offset(self) -> int:
@@ -455,6 +576,26 @@ class MkvReader:
             self._doc = None
         return Tail(doc, truncated, end, detail)
 
+    @staticmethod
+    def _read_whole(
+        eid: int, data: bytes, start: int, stop: int, base: int
+    ) -> list[SimpleTag] | list[Track] | list[str]:
+        if eid == MKV_ID_TAGS:
+            tags: list[SimpleTag] = []
+            _read_tags(data, start, stop, base, tags)
+            return tags
+        if eid == MKV_ID_TRACKS:
+            return _read_tracks(data, start, stop, base)
+        doc_type = "matroska"
+        for cid, cstart, cstop in _children(data, start, stop, base):
+            if cid == EBML_ID_DOCTYPE:
+                doc_type = read_string(data[cstart:cstop])
+        if doc_type not in ("matroska", "webm"):
+            raise MkvError(
+                f"expected DocType 'matroska' or 'webm', found {doc_type!r}", base + start
+            )
+        return [doc_type]
+
     def _finish(self, doc: Document, end: int, *, complete: bool) -> None:
         while self._stack:
             self._pop()
@@ -487,6 +628,7 @@ class MkvReader:
         vint_length = _VINT_LENGTH
         marker = _VINT_MARKER
         parents_of = _PARENTS
+        cache = self._cache
         while True:
             here = base + pos
             while stack and stack[-1][2] == here:
@@ -512,9 +654,39 @@ class MkvReader:
             if size == marker[slen]:
                 size = None
             hdr = idlen + slen
+            if (
+                eid == MKV_ID_SIMPLEBLOCK
+                and size is not None
+                and stack
+                and stack[-1][0] == MKV_ID_CLUSTER
+            ):
+                # The hot path: a SimpleBlock in its Cluster.
+                limit = stack[-1][2]
+                if 0 <= limit < here + hdr + size:
+                    raise MkvError(
+                        f"element 0xA3 of {size} bytes overruns its parent ending at byte {limit}",
+                        here,
+                    )
+                if size > max_size:
+                    raise MkvError(
+                        f"element 0xA3 claims {size} bytes; expected at most {max_size}", here
+                    )
+                stop = pos + hdr + size
+                if stop > n:
+                    self._need = here + hdr + size
+                    break
+                assert self._doc is not None
+                self._doc.blocks.append(
+                    _read_block(data, pos + hdr, stop, here, self._cluster_timecode)
+                )
+                pos = stop
+                continue
             # Where does this element belong? Close unknown-size masters it cannot be a child of.
             parents = parents_of.get(eid)
             if eid == EBML_ID_HEADER:
+                if size is not None and pos + hdr + size > n and size <= max_size:
+                    self._need = here + hdr + size  # start the document once it is all here
+                    break
                 if self._doc is not None:
                     unfinished = any(end > here for _, end, _ in stack)
                     doc = self._doc
@@ -550,6 +722,55 @@ class MkvReader:
                         f" 0x{stack[-1][0]:X} ending at byte {stack[-1][2]}",
                         here,
                     )
+            if (
+                eid in _WHOLE
+                and (parents is not None or eid == EBML_ID_HEADER)
+                and size is not None
+            ):
+                # Read small masters whole; Connect repeats identical Tags, Tracks and EBML headers
+                # in every fragment: parse each kind once.
+                if size > max_size:
+                    raise MkvError(
+                        f"element 0x{eid:X} claims {size} bytes; expected at most {max_size}", here
+                    )
+                stop = pos + hdr + size
+                if stop > n:
+                    self._need = here + hdr + size
+                    break
+                whole = self._doc
+                assert whole is not None
+                if stack and 0 <= stack[-1][2] < here + hdr + size:
+                    raise MkvError(
+                        f"element 0x{eid:X} of {size} bytes overruns its parent"
+                        f" 0x{stack[-1][0]:X} ending at byte {stack[-1][2]}",
+                        here,
+                    )
+                start = pos + hdr
+                if eid == MKV_ID_INFO:
+                    for cid, cstart, cstop in _children(data, start, stop, base):
+                        if cid == MKV_ID_TIMECODESCALE:
+                            scale = int.from_bytes(data[cstart:cstop])
+                            if scale <= 0:
+                                raise MkvError(
+                                    "expected a positive TimecodeScale, found 0", base + cstart
+                                )
+                            whole.timecode_scale = scale
+                else:
+                    key = (eid, data[start:stop])
+                    cached = cache.get(key)
+                    if cached is None:
+                        cached = self._read_whole(eid, data, start, stop, base)
+                        if len(cache) >= _CACHE_SIZE:
+                            cache.clear()
+                        cache[key] = cached
+                    if eid == MKV_ID_TAGS:
+                        whole.tags.extend(cached)  # type: ignore[arg-type]
+                    elif eid == MKV_ID_TRACKS:
+                        whole.tracks.extend(cached)  # type: ignore[arg-type]
+                    else:
+                        whole.doc_type = cached[0]  # type: ignore[assignment]
+                pos = stop
+                continue
             if parents is not None and eid in _MASTERS:
                 stack.append((eid, end, limit))
                 pos += hdr

@@ -282,7 +282,7 @@ def test_nested_simple_tags_and_binary_values() -> None:
     outer = el(0x67C8, el(0x45A3, b"outer") + el(0x4487, b"v\x00\x00") + inner)
     data = minimal_document(el(0x1254C367, el(0x7373, el(0x63C0, b"") + outer)))
     (doc,), _ = parse(data)
-    assert [(t.name, t.value) for t in doc.tags] == [("inner", b"\x00\x01"), ("outer", "v")]
+    assert [(t.name, t.value) for t in doc.tags] == [("outer", "v"), ("inner", b"\x00\x01")]
 
 
 def test_feed_after_close_is_refused() -> None:
