@@ -28,7 +28,6 @@ Deliberately not done here: parsing (mkv.py, fragments.py), files (wav.py, conve
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -223,10 +222,13 @@ def interleave(left: bytes, right: bytes) -> bytes:
         raise ValueError(
             f"expected equal whole-sample buffers, got {len(left)} and {len(right)} bytes"
         )
-    stereo = array("h", bytes(2 * len(left)))
-    stereo[0::2] = array("h", left)
-    stereo[1::2] = array("h", right)
-    return stereo.tobytes()
+    # Byte-wise strided copies (faster than array('h') slices): low, high bytes of each side.
+    stereo = bytearray(2 * len(left))
+    stereo[0::4] = left[0::2]
+    stereo[1::4] = left[1::2]
+    stereo[2::4] = right[0::2]
+    stereo[3::4] = right[1::2]
+    return bytes(stereo)
 
 
 class StereoMuxer:

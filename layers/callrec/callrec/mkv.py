@@ -391,16 +391,27 @@ def _read_tags(data: bytes, pos: int, end: int, base: int, out: list[SimpleTag])
     # Open Tag/SimpleTag masters: (end, index in `pending` of the SimpleTag or -1 for a Tag)
     stack: list[tuple[int, int]] = []
     pending: list[list[str | bytes | None]] = []  # [name, value] per SimpleTag, in document order
+    id_length, vint_length, marker = _ID_LENGTH, _VINT_LENGTH, _VINT_MARKER
     while True:
         while stack and stack[-1][0] == pos:
             stack.pop()
         if pos >= end:
             break
-        eid, idlen = read_element_id(data, pos)
-        size, slen = read_vint(data, pos + idlen)
-        if size is None:
+        first = data[pos]
+        idlen = id_length[first]
+        if not idlen or pos + idlen >= end:
+            raise MkvError(
+                f"expected an element ID inside Tags, found byte 0x{first:02X}", base + pos
+            )
+        eid = first if idlen == 1 else int.from_bytes(data[pos : pos + idlen])
+        spos = pos + idlen
+        slen = vint_length[data[spos]]
+        if not slen or spos + slen > end:
+            raise MkvError(f"expected the size of element 0x{eid:X} inside Tags", base + pos)
+        size = int.from_bytes(data[spos : spos + slen]) & marker[slen]
+        if size == marker[slen]:
             raise MkvError(f"element 0x{eid:X} inside Tags has an unknown size", base + pos)
-        start = pos + idlen + slen
+        start = spos + slen
         stop = start + size
         limit = stack[-1][0] if stack else end
         if stop > limit:
@@ -629,6 +640,8 @@ class MkvReader:
         marker = _VINT_MARKER
         parents_of = _PARENTS
         cache = self._cache
+        int16_from = _INT16.unpack_from
+        blocks = self._doc.blocks if self._doc is not None else []
         while True:
             here = base + pos
             while stack and stack[-1][2] == here:
@@ -675,9 +688,22 @@ class MkvReader:
                 if stop > n:
                     self._need = here + hdr + size
                     break
-                assert self._doc is not None
-                self._doc.blocks.append(
-                    _read_block(data, pos + hdr, stop, here, self._cluster_timecode)
+                start = pos + hdr
+                tlen = vint_length[data[start]]
+                if size < 4 or not tlen or tlen + 3 > size:
+                    raise MkvError("expected a block header: track number, timecode, flags", here)
+                flags = data[start + tlen + 2]
+                if flags & 0x06:
+                    frames = split_lacing(data[start:stop], tlen + 3, flags, here)
+                else:
+                    frames = [data[start + tlen + 3 : stop]]
+                blocks.append(
+                    Block(
+                        int.from_bytes(data[start : start + tlen]) & marker[tlen],
+                        self._cluster_timecode + int16_from(data, start + tlen)[0],
+                        frames,
+                        here,
+                    )
                 )
                 pos = stop
                 continue
@@ -693,6 +719,7 @@ class MkvReader:
                     self._finish(doc, here, complete=not unfinished)
                     out.append(doc)
                 self._doc = Document(offset=here)
+                blocks = self._doc.blocks
             elif parents is not None:
                 while stack and stack[-1][1] < 0 and stack[-1][0] not in parents:
                     self._pop()
@@ -811,21 +838,7 @@ class MkvReader:
             current = self._doc
             assert current is not None
             if eid in (MKV_ID_SIMPLEBLOCK, MKV_ID_BLOCK):
-                if size < 4:
-                    raise MkvError(
-                        f"expected a block header of at least 4 bytes, found {size}", here
-                    )
-                tlen = vint_length[data[start]]
-                if not tlen or tlen + 3 > size:
-                    raise MkvError("expected a track number in the block header", here + hdr)
-                track = int.from_bytes(data[start : start + tlen]) & marker[tlen]
-                rel = _INT16.unpack_from(data, start + tlen)[0]
-                flags = data[start + tlen + 2]
-                if flags & 0x06:
-                    frames = split_lacing(data[start:stop], tlen + 3, flags, here + hdr)
-                else:
-                    frames = [data[start + tlen + 3 : stop]]
-                block = Block(track, self._cluster_timecode + rel, frames, here)
+                block = _read_block(data, start, stop, here, self._cluster_timecode)
                 if eid == MKV_ID_SIMPLEBLOCK:
                     current.blocks.append(block)
                 else:
