@@ -256,10 +256,11 @@ class SpectrogramStore:
         """A store with boto3 clients from the environment (the function's role), standard
         retries: create it once per execution environment."""
         config = Config(retries={"mode": "standard", "max_attempts": 3})
+        session = boto3.session.Session()
         return cls(
             settings,
-            s3=boto3.client("s3", config=config),
-            dynamodb=boto3.client("dynamodb", config=config),
+            s3=session.client("s3", config=config),
+            dynamodb=session.client("dynamodb", config=config),
         )
 
     def render(self, bucket: str, key: str) -> Result:

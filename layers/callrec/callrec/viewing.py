@@ -131,7 +131,8 @@ def stack_target(
     stack: str, *, region: str | None = None, endpoint_url: str | None = None
 ) -> Target:
     """Table and bucket names from a deployed stack's Outputs (CloudFormation DescribeStacks)."""
-    cloudformation = boto3.client("cloudformation", region_name=region, endpoint_url=endpoint_url)
+    session = boto3.session.Session(region_name=region)
+    cloudformation = session.client("cloudformation", endpoint_url=endpoint_url)
     try:
         [described] = cloudformation.describe_stacks(StackName=stack)["Stacks"]
     except (ClientError, BotoCoreError) as exc:
@@ -306,10 +307,11 @@ def _links(args: argparse.Namespace) -> tuple[Recording, list[Link]]:
             f"expected --expires from 1 to {MAX_EXPIRES_SECONDS}, found {args.expires}"
         )
     target = _target(args)
-    dynamodb = boto3.client("dynamodb", region_name=target.region, endpoint_url=target.endpoint_url)
-    s3 = boto3.client(
+    # A session of its own: credentials and region as the environment has them now.
+    session = boto3.session.Session(region_name=target.region)
+    dynamodb = session.client("dynamodb", endpoint_url=target.endpoint_url)
+    s3 = session.client(
         "s3",
-        region_name=target.region,
         endpoint_url=target.endpoint_url,
         config=_client_config(target.endpoint_url),
     )

@@ -28,7 +28,12 @@ from moto.server import ThreadedMotoServer
 
 from callrec import cli
 from tests.integration.conftest import free_port
-from tests.integration.spectrum.contact import Contact, make_bucket_and_table, record_contact
+from tests.integration.spectrum.contact import (
+    Contact,
+    make_bucket_and_table,
+    record_contact,
+    remove_bucket_and_table,
+)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
@@ -159,10 +164,14 @@ def moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 @pytest.fixture
-def contact(moto: str) -> Contact:
-    s3, dynamodb = boto3.client("s3"), boto3.client("dynamodb")
+def contact(moto: str) -> Iterator[Contact]:
+    s3, dynamodb = boto3.session.Session().client("s3"), boto3.session.Session().client("dynamodb")
     bucket, table = make_bucket_and_table(s3, dynamodb)
-    return record_contact(s3, dynamodb, bucket, table, seconds=6.5)
+    try:
+        yield record_contact(s3, dynamodb, bucket, table, seconds=6.5)
+    finally:
+        # moto's state is per process, shared by every server in it: leave none behind.
+        remove_bucket_and_table(s3, dynamodb, bucket, table)
 
 
 @pytest.fixture

@@ -36,6 +36,15 @@ def make_bucket_and_table(s3: Any, dynamodb: Any) -> tuple[str, str]:
     return bucket, table
 
 
+def remove_bucket_and_table(s3: Any, dynamodb: Any, bucket: str, table: str) -> None:
+    """Leave the shared moto server as it was: other tests list what is there."""
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        for version in page.get("Versions", []) + page.get("DeleteMarkers", []):
+            s3.delete_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])
+    s3.delete_bucket(Bucket=bucket)
+    dynamodb.delete_table(TableName=table)
+
+
 def record_contact(
     s3: Any, dynamodb: Any, bucket: str, table: str, seconds: float = 4.0
 ) -> Contact:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import io
 import json
-import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -15,9 +15,10 @@ import pytest
 from botocore.config import Config
 from PIL import Image
 
-from callrec import spectrum
+from callrec import spectrogram_store, spectrum
 from callrec.spectrogram_store import S3ObjectReader, StoreUnavailable
 from tests.integration.conftest import free_port
+from tests.integration.spectrum.contact import make_bucket_and_table, remove_bucket_and_table
 from tests.support import FakeLambdaContext, load_event, load_function
 from tests.unit.spectrum.wavs import call_wav, tone_wav
 
@@ -58,17 +59,9 @@ class Stack:
 
 
 @pytest.fixture
-def stack(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> Stack:
-    suffix = uuid.uuid4().hex[:8]
-    bucket, table = f"callrec-recordings-{suffix}", f"recordings-{suffix}"
-    s3, dynamodb = boto3.client("s3"), boto3.client("dynamodb")
-    s3.create_bucket(Bucket=bucket)
-    dynamodb.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "contact_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "contact_id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+def stack(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    s3, dynamodb = boto3.session.Session().client("s3"), boto3.session.Session().client("dynamodb")
+    bucket, table = make_bucket_and_table(s3, dynamodb)
     for name, value in {
         "BUCKET_NAME": bucket,
         "TABLE_NAME": table,
@@ -76,10 +69,15 @@ def stack(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> Stack:
         "SPECTROGRAMS_PREFIX": "spectrograms/",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "CallRecorder",
-        "POWERTOOLS_SERVICE_NAME": "spectrum",
+        # The library's child logger took its service name when first imported; the handler's
+        # logger must have the same one to adopt it (in Lambda both come from the template).
+        "POWERTOOLS_SERVICE_NAME": spectrogram_store.logger.service,
     }.items():
         monkeypatch.setenv(name, value)
-    return Stack(load_function("spectrum"), bucket, table, s3, dynamodb)
+    try:
+        yield Stack(load_function("spectrum"), bucket, table, s3, dynamodb)
+    finally:
+        remove_bucket_and_table(s3, dynamodb, bucket, table)
 
 
 def put_item(stack: Stack, contact_id: str = CONTACT) -> None:
@@ -201,7 +199,7 @@ def test_an_unreachable_s3_is_raised_for_the_asynchronous_retries(stack: Stack) 
     # Given S3 clients pointed at a port nobody listens on
     dead = f"http://127.0.0.1:{free_port()}"
     config = Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=1)
-    s3 = boto3.client("s3", endpoint_url=dead, config=config)
+    s3 = boto3.session.Session().client("s3", endpoint_url=dead, config=config)
 
     # When the function runs, Then the failure is raised (transient), not swallowed
     with pytest.raises(StoreUnavailable, match="reading s3://"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +17,18 @@ from tests.integration.spectrum.contact import (
     Contact,
     make_bucket_and_table,
     record_contact,
+    remove_bucket_and_table,
 )
 
 
 @pytest.fixture
-def contact(aws_env: str) -> Contact:
-    s3, dynamodb = boto3.client("s3"), boto3.client("dynamodb")
+def contact(aws_env: str) -> Iterator[Contact]:
+    s3, dynamodb = boto3.session.Session().client("s3"), boto3.session.Session().client("dynamodb")
     bucket, table = make_bucket_and_table(s3, dynamodb)
-    return record_contact(s3, dynamodb, bucket, table)
+    try:
+        yield record_contact(s3, dynamodb, bucket, table)
+    finally:
+        remove_bucket_and_table(s3, dynamodb, bucket, table)
 
 
 def fetch(url: str) -> bytes:
@@ -55,7 +60,7 @@ def test_urls_lists_every_wav_and_image_and_each_downloads(
     assert [(kind, media) for kind, media, _ in rows] == [
         (kind, media) for kind in ("stereo", "cu", "op") for media in ("wav", "png")
     ]
-    s3 = boto3.client("s3")
+    s3 = boto3.session.Session().client("s3")
     for kind, media, url in rows:
         key = contact.keys[kind] if media == "wav" else contact.images[kind]
         assert "X-Amz-Expires=3600" in url
@@ -97,10 +102,14 @@ def test_names_come_from_the_stack_outputs(
         },
     }
     name = f"callrec-{contact.table[-8:]}"
-    boto3.client("cloudformation").create_stack(StackName=name, TemplateBody=json.dumps(template))
+    cloudformation = boto3.session.Session().client("cloudformation")
+    cloudformation.create_stack(StackName=name, TemplateBody=json.dumps(template))
 
     # When urls is run with --stack, Then the links are the same as with explicit names
-    status, out, err = run(capsys, "urls", contact.contact_id, "--stack", name)
+    try:
+        status, out, err = run(capsys, "urls", contact.contact_id, "--stack", name)
+    finally:
+        cloudformation.delete_stack(StackName=name)
     assert status == 0, err
     assert len(out.splitlines()) == 6
     assert f"/{contact.bucket}/" in out
