@@ -320,12 +320,12 @@ def format_time(seconds: float, *, step: float = 1.0, hours: bool = False) -> st
 
 
 def format_duration(seconds: float) -> str:
-    """A duration for the title, e.g. '4:00:00', '12:34', '0:05.2'."""
+    """A duration for the title, e.g. '5.2 s', '12:34 (754.2 s)', '4:00:00 (14,400.0 s)'."""
     if seconds < 60:
-        return f"0:{seconds:04.1f}"
-    whole = round(seconds)
-    m, s = divmod(whole, 60)
-    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
+        return f"{seconds:.1f} s"
+    m, s = divmod(round(seconds), 60)
+    clock = f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
+    return f"{clock} ({seconds:,.1f} s)"
 
 
 def nice_step(span: float, target: int, steps: Sequence[float]) -> float:
@@ -407,7 +407,7 @@ def _draw_title(
     bits = spectrum.subtype.replace("PCM_", "") + "-bit" if "PCM_" in spectrum.subtype else ""
     details = (
         f"start {started}   ·   duration {format_duration(spectrum.duration_seconds)}"
-        f" ({spectrum.duration_seconds:,.1f} s)   ·   {kind}, {spectrum.sample_rate} Hz {bits}"
+        f"   ·   {kind}, {spectrum.sample_rate} Hz {bits}"
     )
     _text(canvas, (layout.left, 38), details.rstrip(), size=14)
 

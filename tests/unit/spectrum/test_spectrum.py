@@ -147,7 +147,8 @@ def test_time_labels(seconds: float, step: float, hours: bool, text: str) -> Non
 
 
 @pytest.mark.parametrize(
-    ("seconds", "text"), [(5.04, "0:05.0"), (754.2, "12:34"), (14400, "4:00:00")]
+    ("seconds", "text"),
+    [(5.04, "5.0 s"), (754.2, "12:34 (754.2 s)"), (14400, "4:00:00 (14,400.0 s)")],
 )
 def test_durations_in_the_title(seconds: float, text: str) -> None:
     assert spectrum.format_duration(seconds) == text
