@@ -213,12 +213,15 @@ class MkvError(CallrecError):
 
     def __init__(self, message: str, offset: int, *, truncated: bool = False) -> None:
         super().__init__(f"{message} (at byte {offset})")
+        self.reason = message
         self.offset = offset
         self.truncated = truncated
 
 
 def read_element_id(data: bytes, pos: int) -> tuple[int, int]:
     """The element ID at `pos` (marker bits kept, as IDs are written) and its length."""
+    if pos >= len(data):
+        raise MkvError("expected an element ID, input ends", pos, truncated=True)
     length = _ID_LENGTH[data[pos]]
     if not length:
         raise MkvError(f"expected an element ID, found byte 0x{data[pos]:02X}", pos)
@@ -230,6 +233,8 @@ def read_element_id(data: bytes, pos: int) -> tuple[int, int]:
 def read_vint(data: bytes, pos: int) -> tuple[int | None, int]:
     """The variable-size integer at `pos` and its length; `None` for the reserved all-ones value
     (an unknown size)."""
+    if pos >= len(data):
+        raise MkvError("expected a variable-size integer, input ends", pos, truncated=True)
     length = _VINT_LENGTH[data[pos]]
     if not length:
         raise MkvError("expected a variable-size integer, found byte 0x00", pos)
@@ -444,8 +449,11 @@ def _read_tags(data: bytes, pos: int, end: int, base: int, out: list[SimpleTag])
 def _children(data: bytes, pos: int, end: int, base: int) -> Iterator[tuple[int, int, int]]:
     """(id, payload start, payload end) of each child in the whole payload `data[pos:end]`."""
     while pos < end:
-        eid, idlen = read_element_id(data, pos)
-        size, slen = read_vint(data, pos + idlen)
+        try:
+            eid, idlen = read_element_id(data, pos)
+            size, slen = read_vint(data, pos + idlen)
+        except MkvError as exc:
+            raise MkvError(exc.reason, base + exc.offset) from None
         if size is None:
             raise MkvError(
                 f"element 0x{eid:X} has an unknown size; only Segment and Cluster may", base + pos

@@ -290,3 +290,11 @@ def test_feed_after_close_is_refused() -> None:
     reader.close()
     with pytest.raises(ValueError, match="after close"):
         reader.feed(b"x")
+
+
+def test_child_header_cut_at_the_end_of_a_whole_master() -> None:
+    # Found by fuzzing: a Tracks whose last byte starts a child, at the very end of the input
+    data = minimal_document(bytes.fromhex("1654AE6B 81 AE"))
+    with pytest.raises(MkvError) as info:
+        parse(data)
+    assert info.value.offset == len(data) - 1
