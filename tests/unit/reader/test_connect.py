@@ -282,3 +282,28 @@ def test_stereo_muxer_matches_interleave() -> None:
     )
     assert out == interleave(left, right)
     assert muxer.pending == 0
+
+
+def test_inspect_reports_error_chunks_and_truncation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from callrec.cli import main  # noqa: PLC0415
+
+    call = make_call(2.0)
+    clean = tmp_path / "clean.mkv"
+    clean.write_bytes(p.encode_capture(list(call.fragments())))
+    error = tmp_path / "error.mkv"
+    error.write_bytes(
+        p.encode_capture(list(call.fragments()), error_chunk=("FRAGMENT_NOT_FOUND", "3000"))
+    )
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(p.encode_capture(list(call.fragments()), truncate_last=50))
+    assert main(["inspect", str(clean)]) == 0
+    assert CONTACT in capsys.readouterr().out
+    assert main(["inspect", "--json", str(error)]) == 1
+    last = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert (last["error_code"], last["complete"]) == ("FRAGMENT_NOT_FOUND", True)
+    assert main(["inspect", str(cut)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[-1].endswith("INCOMPLETE")
+    assert "truncated" in captured.err
