@@ -25,7 +25,7 @@ from callrec_local import producer as p
 
 CALL_SECONDS = 45 * 60
 SHORT_SECONDS = 5 * 60
-RUNS = 2
+RUNS = 3  # best of; convert and ffmpeg runs alternate so both see the same machine load
 
 
 def write_capture(path: Path, seconds: int, seed: int) -> tuple[bytes, bytes]:
@@ -66,11 +66,6 @@ def timed_process(args: list[str]) -> tuple[float, float]:
         assert proc.stderr is not None
         raise RuntimeError(f"{args[0]} failed: {proc.stderr.read().decode()}")
     return wall, peak_kb / 1024
-
-
-def best(args: list[str], runs: int = RUNS) -> tuple[float, float]:
-    results = [timed_process(args) for _ in range(runs)]
-    return min(r[0] for r in results), max(r[1] for r in results)
 
 
 def parse_seconds(path: Path) -> float:
@@ -137,32 +132,28 @@ def main() -> int:
         size_mb = capture.stat().st_size / 1e6
 
         parse = parse_seconds(capture)
-        convert_wall, convert_rss = best(
-            [python, "-m", "callrec.cli", "convert", str(capture), "--out", str(tmp / "out")]
-        )
-        _, short_rss = best(
-            [python, "-m", "callrec.cli", "convert", str(short), "--out", str(tmp / "out-short")], 1
-        )
-        ffmpeg_wall, ffmpeg_rss = best(
-            [
-                "ffmpeg",
-                "-y",
-                "-v",
-                "error",
-                "-i",
-                str(ordinary),
-                "-map",
-                "0:a:0",
-                str(tmp / "ff-cu.wav"),
-                "-map",
-                "0:a:1",
-                str(tmp / "ff-op.wav"),
-                "-filter_complex",
-                "[0:a:0][0:a:1]amerge=inputs=2[s]",
-                "-map",
-                "[s]",
-                str(tmp / "ff-stereo.wav"),
-            ]
+        convert_args = [
+            python,
+            "-m",
+            "callrec.cli",
+            "convert",
+            str(capture),
+            "--out",
+            str(tmp / "out"),
+        ]
+        ffmpeg_args = [
+            "ffmpeg", "-y", "-v", "error", "-i", str(ordinary),
+            "-map", "0:a:0", str(tmp / "ff-cu.wav"), "-map", "0:a:1", str(tmp / "ff-op.wav"),
+            "-filter_complex", "[0:a:0][0:a:1]amerge=inputs=2[s]", "-map", "[s]", str(tmp / "ff-stereo.wav"),
+        ]  # fmt: skip
+        convert_runs, ffmpeg_runs = [], []
+        for _ in range(RUNS):
+            convert_runs.append(timed_process(convert_args))
+            ffmpeg_runs.append(timed_process(ffmpeg_args))
+        convert_wall, convert_rss = min(r[0] for r in convert_runs), max(r[1] for r in convert_runs)
+        ffmpeg_wall, ffmpeg_rss = min(r[0] for r in ffmpeg_runs), max(r[1] for r in ffmpeg_runs)
+        _, short_rss = timed_process(
+            [python, "-m", "callrec.cli", "convert", str(short), "--out", str(tmp / "out-short")]
         )
         ebml = ebmlite_seconds(capture)
 
