@@ -681,39 +681,60 @@ class MkvReader:
                 and stack
                 and stack[-1][0] == MKV_ID_CLUSTER
             ):
-                # The hot path: a SimpleBlock in its Cluster.
+                # The hot path: a run of SimpleBlocks in their Cluster.
                 limit = stack[-1][2]
-                if 0 <= limit < here + hdr + size:
-                    raise MkvError(
-                        f"element 0xA3 of {size} bytes overruns its parent ending at byte {limit}",
-                        here,
+                timecode = self._cluster_timecode
+                waiting = False
+                while True:
+                    if 0 <= limit < here + hdr + size:
+                        raise MkvError(
+                            f"element 0xA3 of {size} bytes overruns its parent ending at byte {limit}",
+                            here,
+                        )
+                    if size > max_size:
+                        raise MkvError(
+                            f"element 0xA3 claims {size} bytes; expected at most {max_size}", here
+                        )
+                    stop = pos + hdr + size
+                    if stop > n:
+                        self._need = here + hdr + size
+                        waiting = True
+                        break
+                    start = pos + hdr
+                    tlen = vint_length[data[start]]
+                    if size < 4 or not tlen or tlen + 3 > size:
+                        raise MkvError(
+                            "expected a block header: track number, timecode, flags", here
+                        )
+                    flags = data[start + tlen + 2]
+                    if flags & 0x06:
+                        frames = split_lacing(data[start:stop], tlen + 3, flags, here)
+                    else:
+                        frames = [data[start + tlen + 3 : stop]]
+                    blocks.append(
+                        Block(
+                            data[start] & 0x7F
+                            if tlen == 1
+                            else int.from_bytes(data[start : start + tlen]) & marker[tlen],
+                            timecode + int16_from(data, start + tlen)[0],
+                            frames,
+                            here,
+                        )
                     )
-                if size > max_size:
-                    raise MkvError(
-                        f"element 0xA3 claims {size} bytes; expected at most {max_size}", here
-                    )
-                stop = pos + hdr + size
-                if stop > n:
-                    self._need = here + hdr + size
+                    pos = stop
+                    # Another SimpleBlock next, inside this Cluster? Anything else: the outer loop.
+                    if pos + 1 >= n or data[pos] != MKV_ID_SIMPLEBLOCK or base + pos == limit:
+                        break
+                    slen = vint_length[data[pos + 1]]
+                    if not slen or pos + 1 + slen > n:
+                        break
+                    size = int.from_bytes(data[pos + 1 : pos + 1 + slen]) & marker[slen]
+                    if size == marker[slen]:
+                        break
+                    here = base + pos
+                    hdr = 1 + slen
+                if waiting:
                     break
-                start = pos + hdr
-                tlen = vint_length[data[start]]
-                if size < 4 or not tlen or tlen + 3 > size:
-                    raise MkvError("expected a block header: track number, timecode, flags", here)
-                flags = data[start + tlen + 2]
-                if flags & 0x06:
-                    frames = split_lacing(data[start:stop], tlen + 3, flags, here)
-                else:
-                    frames = [data[start + tlen + 3 : stop]]
-                blocks.append(
-                    Block(
-                        int.from_bytes(data[start : start + tlen]) & marker[tlen],
-                        self._cluster_timecode + int16_from(data, start + tlen)[0],
-                        frames,
-                        here,
-                    )
-                )
-                pos = stop
                 continue
             # Where does this element belong? Close unknown-size masters it cannot be a child of.
             parents = parents_of.get(eid)
