@@ -152,6 +152,12 @@ def main() -> int:
             ffmpeg_runs.append(timed_process(ffmpeg_args))
         convert_wall, convert_rss = min(r[0] for r in convert_runs), max(r[1] for r in convert_runs)
         ffmpeg_wall, ffmpeg_rss = min(r[0] for r in ffmpeg_runs), max(r[1] for r in ffmpeg_runs)
+        direct_wall, direct_rss = min(
+            timed_process(
+                [python, "-m", "callrec.convert", str(capture), "--out", str(tmp / "out-direct")]
+            )
+            for _ in range(RUNS)
+        )
         _, short_rss = timed_process(
             [python, "-m", "callrec.cli", "convert", str(short), "--out", str(tmp / "out-short")]
         )
@@ -166,6 +172,10 @@ def main() -> int:
     print(
         f"callrec convert (process):{convert_wall:6.2f} s  peak RSS {convert_rss:5.1f} MB"
         f"  ({SHORT_SECONDS // 60} min stream: {short_rss:5.1f} MB)"
+    )
+    print(
+        f"  python -m callrec.convert:{direct_wall:6.2f} s  peak RSS {direct_rss:5.1f} MB"
+        "  (same job without importing the CLI's other commands)"
     )
     print(f"ffmpeg same job (process):{ffmpeg_wall:6.2f} s  peak RSS {ffmpeg_rss:5.1f} MB")
     print(f"ebmlite walk:             {ebml:6.2f} s  {size_mb / ebml:7.1f} MB/s")

@@ -204,15 +204,35 @@ def _run(args: argparse.Namespace) -> int:
     return status
 
 
+_DESCRIPTION = (
+    "Convert a saved GetMedia capture (or a Matroska file with PCM tracks named"
+    " AUDIO_FROM_CUSTOMER / AUDIO_TO_CUSTOMER) into customer, agent and stereo WAVs."
+)
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("capture", help="capture file, or - for stdin")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--contact-id", help="contact to record (default: the first one seen)")
+    parser.set_defaults(handler=_run)
+
+
 def register(subparsers: Any) -> None:
     """Adds `callrec convert`."""
     parser = subparsers.add_parser(
         "convert",
         help="capture -> <start>-cu.wav, <start>-op.wav, <start>-stereo.wav",
-        description="Convert a saved GetMedia capture (or a Matroska file with PCM tracks named"
-        " AUDIO_FROM_CUSTOMER / AUDIO_TO_CUSTOMER) into customer, agent and stereo WAVs.",
+        description=_DESCRIPTION,
     )
-    parser.add_argument("capture", help="capture file, or - for stdin")
-    parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--contact-id", help="contact to record (default: the first one seen)")
-    parser.set_defaults(handler=_run)
+    _arguments(parser)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m callrec.convert`: the same command without loading the CLI's other commands."""
+    parser = argparse.ArgumentParser(prog="python -m callrec.convert", description=_DESCRIPTION)
+    _arguments(parser)
+    return _run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
