@@ -8,6 +8,9 @@ import pytest
 
 from tests.support import SHARED_FIXTURES
 
+# The local stack (moto, KVS emulator, Lambda wiring) as fixtures: local_stack, local_stack_factory.
+pytest_plugins = ["callrec_local.pytest_plugin"]
+
 
 @pytest.fixture
 def shared_fixtures() -> Path:

@@ -247,6 +247,20 @@ class StereoMuxer:
         """Bytes held back, waiting for the other track."""
         return len(self._left) + len(self._right)
 
+    def held(self) -> bytes:
+        """The held-back bytes as one blob (for a checkpoint): left length, left, right."""
+        return len(self._left).to_bytes(8, "little") + self._left + self._right
+
+    @classmethod
+    def holding(cls, blob: bytes) -> StereoMuxer:
+        """A muxer continuing from `held()` (an empty blob: nothing held)."""
+        muxer = cls()
+        if blob:
+            size = int.from_bytes(blob[:8], "little")
+            muxer._left = bytes(blob[8 : 8 + size])
+            muxer._right = bytes(blob[8 + size :])
+        return muxer
+
     def push(self, left: bytes, right: bytes) -> bytes:
         """Adds PCM to each side; returns the stereo PCM now complete."""
         left = self._left + left if self._left else left

@@ -9,8 +9,10 @@ the sweeper, which resumes every recording whose lease expired.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -63,3 +65,31 @@ class Invoker:
                 f"contact {contact_id}: invoking {self._function_name} ({reason}) returned "
                 f"status {response.get('StatusCode')}, expected 202"
             )
+
+
+class CommandError(CallrecError, ValueError):
+    """An invocation payload the recorder does not understand."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecorderCommand:
+    """A direct invocation of the recorder: record (or resume) one contact, or sweep."""
+
+    action: str
+    contact_id: str | None = None
+    reason: str = ""
+
+    @classmethod
+    def from_event(cls, event: Mapping[str, Any]) -> RecorderCommand:
+        action = event.get("action")
+        if action == SWEEP:
+            return cls(SWEEP)
+        if action == RECORD:
+            contact_id = event.get("contact_id")
+            if not isinstance(contact_id, str) or not contact_id:
+                raise CommandError(f"record command without a contact_id: {dict(event)!r}")
+            return cls(RECORD, contact_id, str(event.get("reason", "")))
+        raise CommandError(
+            f"unknown recorder command: expected action {RECORD!r} or {SWEEP!r} "
+            f"or a Kinesis batch, found {dict(event)!r:.200}"
+        )

@@ -1,0 +1,88 @@
+"""Recorder Lambda: registers start records (Kinesis), records calls (its own async
+invocations, one after another), and resumes stalled recordings (every minute)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from functools import lru_cache, partial
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from callrec.config import RecorderSettings
+from callrec.events import StartRecord
+from callrec.handoff import RECORD, Invoker, RecorderCommand
+from callrec.kvs import MediaSource
+from callrec.recorder import Recorder
+from callrec.recordings import RecordingStore
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
+
+
+@lru_cache(maxsize=1)
+def default_recorder() -> Recorder:
+    settings = RecorderSettings.from_env()
+    return Recorder(
+        settings,
+        store=RecordingStore(
+            settings.table_name,
+            boto3.client("dynamodb"),
+            retention_days=settings.expiration_days,
+        ),
+        invoker=Invoker(settings.function_name),
+        media=MediaSource(),
+        s3=boto3.client("s3"),
+    )
+
+
+def register(recorder: Recorder, record: KinesisStreamRecord) -> None:
+    recorder.register(StartRecord.from_json(record.kinesis.data_as_bytes()))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(
+    event: dict[str, Any], context: LambdaContext, recorder: Recorder | None = None
+) -> dict[str, Any]:
+    recorder = recorder or default_recorder()
+    if "Records" in event:
+        handler = partial(register, recorder)
+        return dict(
+            process_partial_response(
+                event=event, record_handler=handler, processor=processor, context=context
+            )
+        )
+    command = RecorderCommand.from_event(event)
+    if command.action != RECORD:
+        resumed = recorder.sweep()
+        metrics.add_metric(
+            name="StalledRecordingsResumed", unit=MetricUnit.Count, value=len(resumed)
+        )
+        return {"resumed": resumed}
+    logger.append_keys(contact_id=command.contact_id)
+    assert command.contact_id is not None
+    outcome = recorder.record(
+        command.contact_id,
+        owner=context.aws_request_id,
+        remaining_ms=context.get_remaining_time_in_millis,
+    )
+    metrics.add_metric(
+        name="RecordedSeconds", unit=MetricUnit.Seconds, value=outcome.recorded_seconds
+    )
+    metrics.add_metric(
+        name=f"Recordings{outcome.action.title().replace('_', '')}", unit=MetricUnit.Count, value=1
+    )
+    return asdict(outcome)

@@ -1,0 +1,443 @@
+"""The recorder: register calls, record them across invocations, resume the stalled.
+
+Three entry points, one per kind of invocation:
+
+- `register` (Kinesis start records): a conditional write, then an asynchronous invocation
+  that starts the recording. Never holds the stream trigger for the length of a call.
+- `record` (that invocation, and each hand-off after it): take the lease, resume from the
+  checkpoint, read the call from KVS, align, stage in S3, checkpoint, and either finish the
+  recording or hand off to the next invocation before the timeout.
+- `sweep` (every minute): start an invocation for every recording whose lease expired
+  without a hand-off: an invocation that was killed, or a hand-off that was lost.
+
+What a checkpoint holds, all taken at one fragment boundary: where to resume reading (the
+continuation token of the last fragment whose audio is in the staged state), the contact
+gate, the aligner, the staged S3 state and the counters. Audio is durable before the
+checkpoint that covers it is written; the next invocation re-reads from KVS whatever came
+after. Domain work (parsing, alignment) is in fragments.py and alignment.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger
+
+from callrec.alignment import BYTES_PER_SAMPLE, Aligned, Aligner, AlignmentError, StereoMuxer
+from callrec.config import RecorderSettings
+from callrec.events import StartRecord
+from callrec.fragments import (
+    ContactDecision,
+    ContactGate,
+    ErrorChunk,
+    Fragment,
+    FragmentReader,
+)
+from callrec.handoff import HandOffError, Invoker
+from callrec.kvs import (
+    MediaError,
+    MediaSource,
+    Readable,
+    SelectorRejected,
+    StartSelector,
+    StreamGone,
+)
+from callrec.mkv import MkvError
+from callrec.recordings import COMPLETED, FAILED, LeaseLost, NotRecording, RecordingStore
+from callrec.s3parts import OutputSpec, StagedRecording
+from callrec.wav import recording_basename
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+logger = Logger(child=True)
+
+READ_CHUNK = 64 * 1024
+# Connect's StartTimestamp and the first fragment's producer timestamp come from different
+# clocks; starting a little earlier costs nothing (the contact gate skips what is not ours).
+FIRST_READ_LEAD_S = 2.0
+# GetMedia responses end after a few seconds without new data; pause briefly before
+# asking again so an idle stream is not polled in a tight loop.
+RECONNECT_PAUSE_S = 0.5
+# KVS error codes meaning the fragment asked for is beyond retention.
+MEDIA_GONE_CODES = frozenset({"FRAGMENT_NOT_FOUND", "3000", "4000", "4500"})
+# Invocations in a row that may take the lease without the recording advancing before it
+# is declared FAILED (a poison stream or a bug must not be resumed forever).
+MAX_RESUMES_WITHOUT_PROGRESS = 5
+STEREO_HELD = "stereo-held"
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one `record` invocation did."""
+
+    contact_id: str
+    action: str  # "completed", "failed", "handed_off", "skipped"
+    detail: str = ""
+    fragments: int = 0
+    recorded_seconds: float = 0.0
+
+
+@dataclass(slots=True)
+class _Progress:
+    """Counters kept in the checkpoint and reported in the final item."""
+
+    fragments: int = 0
+    first_fragment: str | None = None
+    last_fragment: str | None = None
+    skipped_fragments: int = 0
+    error_chunks: int = 0
+    media_lost: int = 0
+    handoffs: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "fragments": self.fragments,
+            "first_fragment": self.first_fragment,
+            "last_fragment": self.last_fragment,
+            "skipped_fragments": self.skipped_fragments,
+            "error_chunks": self.error_chunks,
+            "media_lost": self.media_lost,
+            "handoffs": self.handoffs,
+            "warnings": list(self.warnings),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> _Progress:
+        return cls(
+            fragments=int(data.get("fragments", 0)),
+            first_fragment=data.get("first_fragment"),
+            last_fragment=data.get("last_fragment"),
+            skipped_fragments=int(data.get("skipped_fragments", 0)),
+            error_chunks=int(data.get("error_chunks", 0)),
+            media_lost=int(data.get("media_lost", 0)),
+            handoffs=int(data.get("handoffs", 0)),
+            warnings=list(data.get("warnings", [])),
+        )
+
+
+class CallOver(Exception):
+    """Raised inside the read loop when the call has ended (internal control flow)."""
+
+
+class TimeToHandOff(Exception):
+    """Raised inside the read loop when the invocation must hand off (internal)."""
+
+
+class Recorder:
+    """The recorder's work, with every client injected."""
+
+    def __init__(
+        self,
+        settings: RecorderSettings,
+        *,
+        store: RecordingStore,
+        invoker: Invoker,
+        media: MediaSource,
+        s3: S3Client,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.invoker = invoker
+        self.media = media
+        self.s3 = s3
+        self.monotonic = monotonic
+        self.sleep = sleep
+
+    # ----------------------------------------------------------------- registration
+    def register(self, record: StartRecord) -> bool:
+        """Register a start record and start recording it; False for a duplicate delivery."""
+        if not self.store.register(record):
+            logger.info("duplicate start record ignored", contact_id=record.contact_id)
+            return False
+        self.invoker.start(record.contact_id, reason="registered")
+        logger.info("recording registered", contact_id=record.contact_id, stream=record.stream_name)
+        return True
+
+    # ----------------------------------------------------------------- sweeping
+    def sweep(self, limit: int = 100) -> list[str]:
+        """Start an invocation for each recording whose lease expired; returns their ids."""
+        resumed: list[str] = []
+        for contact_id in self.store.expired_leases(limit=limit):
+            try:
+                self.invoker.start(contact_id, reason="sweep")
+            except HandOffError:
+                logger.exception("cannot resume stalled recording", contact_id=contact_id)
+                continue
+            resumed.append(contact_id)
+        if resumed:
+            logger.warning("resumed stalled recordings", count=len(resumed), contact_ids=resumed)
+        return resumed
+
+    # ----------------------------------------------------------------- recording
+    def record(self, contact_id: str, *, owner: str, remaining_ms: Callable[[], int]) -> Outcome:
+        """Record one contact until the call ends or it is time to hand off."""
+        session = _Session(self, contact_id, owner, remaining_ms)
+        return session.run()
+
+
+class _Session:
+    """One invocation's part of one recording."""
+
+    def __init__(
+        self, recorder: Recorder, contact_id: str, owner: str, remaining_ms: Callable[[], int]
+    ) -> None:
+        self.r = recorder
+        self.settings = recorder.settings
+        self.contact_id = contact_id
+        self.owner = owner
+        self.remaining_ms = remaining_ms
+        budget_s = remaining_ms() / 1000
+        self.margin_s = float(
+            self.settings.handoff_margin_seconds
+            if self.settings.handoff_margin_seconds is not None
+            else min(60.0, budget_s / 4)
+        )
+        # Renewed at every checkpoint; a killed invocation's lease runs out soon after.
+        self.lease_s = max(5, self.settings.checkpoint_interval_seconds * 3)
+        self.resume_from_earliest = False
+
+    def run(self) -> Outcome:
+        try:
+            self.lease, recording = self.r.store.acquire(self.contact_id, self.owner, self.lease_s)
+        except (LeaseLost, NotRecording) as exc:
+            logger.info("nothing to do", contact_id=self.contact_id, reason=str(exc))
+            return Outcome(self.contact_id, "skipped", str(exc))
+        self.record = recording.start_record
+        try:
+            self._restore(recording.checkpoint or {})
+            stalled = self.lease.generation - self.progress_generation
+            if not self.finishing and stalled > MAX_RESUMES_WITHOUT_PROGRESS:
+                return self._finish(
+                    FAILED, f"no progress in {stalled} invocations in a row (see the logs)"
+                )
+            if not self.finishing:
+                self._read_until_the_call_ends()
+            return self._finish(COMPLETED, None)
+        except TimeToHandOff:
+            return self._hand_off()
+        except LeaseLost as exc:
+            logger.warning("lease lost: another invocation has the recording", detail=str(exc))
+            return Outcome(self.contact_id, "skipped", str(exc))
+        except (MediaError, MkvError, AlignmentError) as exc:
+            # Permanent for this recording: keep what was recorded, say why it stopped.
+            logger.error("recording stopped", reason=str(exc))
+            return self._finish(FAILED, str(exc))
+
+    # ----------------------------------------------------------------- checkpoint
+    def _restore(self, checkpoint: Mapping[str, Any]) -> None:
+        self.gate = ContactGate.from_state(checkpoint.get("gate") or {"target": self.contact_id})
+        aligner = checkpoint.get("aligner")
+        self.aligner = Aligner.from_state(aligner) if aligner else Aligner()
+        self.progress = _Progress.from_json(checkpoint.get("progress", {}))
+        self.token: str | None = checkpoint.get("continuation_token")
+        self.finishing = bool(checkpoint.get("finishing", False))
+        self.progress_generation = int(checkpoint.get("progress_generation", self.lease.generation))
+        self.staged = StagedRecording(
+            self.r.s3,
+            self.settings.bucket_name,
+            self.settings.staging_prefix,
+            self.contact_id,
+            generation=self.lease.generation,
+            outputs=[OutputSpec("cu", 1), OutputSpec("op", 1), OutputSpec("stereo", 2)],
+            state=checkpoint.get("staging"),
+        )
+        self.muxer = StereoMuxer.holding(self.staged.extras.get(STEREO_HELD, b""))
+        self.checkpointed_fragments = self.progress.fragments
+
+    def _checkpoint(self, *, release: bool = False) -> None:
+        if self.progress.fragments > self.checkpointed_fragments:
+            self.progress_generation = self.lease.generation
+        state = {
+            "continuation_token": self.token,
+            "gate": self.gate.state(),
+            "aligner": self.aligner.state(),
+            "progress": self.progress.to_json(),
+            "progress_generation": self.progress_generation,
+            "finishing": self.finishing,
+            # Staged last: every byte it names is in S3 before DynamoDB hears of it.
+            "staging": self.staged.snapshot({STEREO_HELD: self.muxer.held()}),
+        }
+        if release:
+            self.r.store.release(self.lease, state)
+        else:
+            self.lease = self.r.store.checkpoint(self.lease, state, lease_seconds=self.lease_s)
+        self.staged.forget_superseded()
+        self.checkpointed_fragments = self.progress.fragments
+        self.last_checkpoint = self.r.monotonic()
+
+    # ----------------------------------------------------------------- reading
+    def _read_until_the_call_ends(self) -> None:
+        self.last_checkpoint = self.r.monotonic()
+        last_fragment_at = self.r.monotonic()
+        while True:
+            self._check_time()
+            try:
+                body = self.r.media.get_media(
+                    self.record.stream_arn, self._selector(), deadline=self._deadline()
+                )
+            except SelectorRejected:
+                if self.token is None:
+                    raise
+                # The fragment we stopped after is gone (retention): take what still exists.
+                self._media_lost(f"resume token {self.token} rejected")
+                self.token, self.resume_from_earliest = None, True
+                continue
+            try:
+                new = self._consume(body)
+            except CallOver:
+                return
+            finally:
+                body.close()
+            if (
+                self.r.monotonic() - self.last_checkpoint
+                >= self.settings.checkpoint_interval_seconds
+            ):
+                self._checkpoint()  # also renews the lease while the stream is quiet
+            if new:
+                last_fragment_at = self.r.monotonic()
+            elif self.r.monotonic() - last_fragment_at >= self.settings.idle_seconds:
+                if not self.gate.started:
+                    raise StreamGone(
+                        f"no fragment of contact {self.contact_id} arrived on "
+                        f"{self.record.stream_name} within {self.settings.idle_seconds} s"
+                    )
+                return
+            else:
+                self.r.sleep(RECONNECT_PAUSE_S)
+
+    def _selector(self) -> StartSelector:
+        if self.token is not None:
+            return StartSelector.continuation_token(self.token)
+        if self.resume_from_earliest:
+            return StartSelector("EARLIEST")
+        # Connect's StartFragmentNumber is the contact's first fragment, and FRAGMENT_NUMBER
+        # would start *after* it: start by time, a little early, and let the gate skip.
+        return StartSelector.producer_timestamp(
+            self.record.start_timestamp_ms / 1000 - FIRST_READ_LEAD_S
+        )
+
+    def _consume(self, body: Readable) -> int:
+        """Read one GetMedia response to its end; returns how many fragments it delivered.
+
+        Any end may be a connection cut: an incomplete last fragment is dropped by the
+        reader, and the next response resumes after the last complete one.
+        """
+        reader = FragmentReader()
+        count = 0
+        while True:
+            chunk = body.read(READ_CHUNK)
+            events = reader.feed(chunk) if chunk else reader.close()
+            for event in events:
+                count += 1
+                self._on_event(event)
+            if not chunk:
+                return count
+            self._check_time()
+
+    def _on_event(self, event: Fragment | ErrorChunk) -> None:
+        if isinstance(event, ErrorChunk):
+            self.progress.error_chunks += 1
+            if event.code in MEDIA_GONE_CODES:
+                self._media_lost(f"KVS error chunk {event.code} ({event.error_id})")
+                self.token, self.resume_from_earliest = None, True
+            else:
+                logger.warning("KVS error chunk", code=event.code, error_id=event.error_id)
+            return
+        decision = self.gate.decide(event)
+        if decision is ContactDecision.END:
+            raise CallOver
+        if decision is ContactDecision.KEEP:
+            self._write(self.aligner.add_fragment(event))
+            self.progress.fragments += 1
+            self.progress.first_fragment = self.progress.first_fragment or event.fragment_number
+            self.progress.last_fragment = event.fragment_number
+        else:
+            self.progress.skipped_fragments += 1
+        self.token = event.continuation_token or event.fragment_number or self.token
+        if self.r.monotonic() - self.last_checkpoint >= self.settings.checkpoint_interval_seconds:
+            self._checkpoint()
+
+    def _write(self, aligned: Aligned) -> None:
+        if aligned.cu:
+            self.staged.write("cu", aligned.cu)
+        if aligned.op:
+            self.staged.write("op", aligned.op)
+        stereo = self.muxer.push(aligned.cu, aligned.op)
+        if stereo:
+            self.staged.write("stereo", stereo)
+
+    def _media_lost(self, detail: str) -> None:
+        self.progress.media_lost += 1
+        self.progress.warnings.append(f"media lost (beyond the stream's retention): {detail}")
+        logger.warning("media lost", detail=detail)
+
+    def _deadline(self) -> float:
+        return self.r.monotonic() + max(0.0, self.remaining_ms() / 1000 - self.margin_s)
+
+    def _check_time(self) -> None:
+        if self.remaining_ms() / 1000 <= self.margin_s:
+            raise TimeToHandOff
+
+    # ----------------------------------------------------------------- endings
+    def _hand_off(self) -> Outcome:
+        self.progress.handoffs += 1
+        self._checkpoint(release=True)
+        try:
+            self.r.invoker.start(self.contact_id, reason="handoff")
+        except HandOffError:
+            logger.exception("hand-off failed; the sweeper will resume the recording")
+        logger.info("handed off", fragments=self.progress.fragments)
+        return Outcome(self.contact_id, "handed_off", fragments=self.progress.fragments)
+
+    def _finish(self, status: str, reason: str | None) -> Outcome:
+        if not self.finishing:
+            self._write(self.aligner.finish())
+            self.finishing = True
+            self._checkpoint()
+        result: dict[str, Any] = {
+            "fragments": self.progress.fragments,
+            "first_fragment_number": self.progress.first_fragment,
+            "last_fragment_number": self.progress.last_fragment,
+            "skipped_fragments": self.progress.skipped_fragments,
+            "handoffs": self.progress.handoffs,
+            "warnings": self.progress.warnings,
+            "gaps_filled": self.aligner.gaps_filled,
+            "duplicates_dropped": self.aligner.duplicates_dropped,
+        }
+        seconds = 0.0
+        rate = self.aligner.sample_rate
+        if self.aligner.start_ns is not None and rate and self.staged.data_bytes["cu"] > 0:
+            seconds = self.staged.data_bytes["cu"] / BYTES_PER_SAMPLE / rate
+            start = datetime.fromtimestamp(self.aligner.start_ns // 1_000_000_000, tz=UTC)
+            base = recording_basename(self.aligner.start_ns)
+            folder = f"{self.settings.recordings_prefix}{start:%Y/%m/%d}/{self.contact_id}"
+            keys = {name: f"{folder}/{base}-{name}.wav" for name in ("cu", "op", "stereo")}
+            start_iso = start.strftime("%Y-%m-%dT%H:%M:%SZ")
+            self.staged.assemble(
+                keys,
+                sample_rate=rate,
+                metadata={
+                    "contact-id": self.contact_id,
+                    "start": start_iso,
+                    "duration-seconds": f"{seconds:.3f}",
+                    "sample-rate": str(rate),
+                },
+            )
+            result.update(
+                keys=keys, start=start_iso, duration_seconds=round(seconds, 3), sample_rate=rate
+            )
+        elif status == COMPLETED:
+            status, reason = FAILED, "no audio of this contact was found on its stream"
+        self.r.store.finish(self.lease, status, result, {"finishing": True}, reason=reason)
+        self.staged.delete_staging()
+        logger.info("recording finished", status=status, reason=reason, seconds=seconds)
+        action = "completed" if status == COMPLETED else "failed"
+        return Outcome(self.contact_id, action, reason or "", self.progress.fragments, seconds)
