@@ -24,14 +24,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-import boto3
-from boto3.dynamodb.types import TypeDeserializer
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
-
 from callrec.errors import CallrecError
 
+# boto3 is imported where it is used: building the `callrec` parser imports this module, and
+# boto3's 0.15 s and 20 MB are not for commands that never touch AWS (`callrec convert`).
 if TYPE_CHECKING:
+    from botocore.config import Config
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
 
@@ -121,6 +119,8 @@ def samconfig_stack_name(path: Path = Path("samconfig.toml")) -> str | None:
 
 
 def _client_config(endpoint_url: str | None) -> Config:
+    from botocore.config import Config  # noqa: PLC0415 - see the imports
+
     # Path-style addressing for local endpoints (an IP cannot carry the bucket as a host name).
     if endpoint_url:
         return Config(signature_version="s3v4", s3={"addressing_style": "path"})
@@ -131,6 +131,9 @@ def stack_target(
     stack: str, *, region: str | None = None, endpoint_url: str | None = None
 ) -> Target:
     """Table and bucket names from a deployed stack's Outputs (CloudFormation DescribeStacks)."""
+    import boto3  # noqa: PLC0415 - see the imports
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
     session = boto3.session.Session(region_name=region)
     cloudformation = session.client("cloudformation", endpoint_url=endpoint_url)
     try:
@@ -149,6 +152,9 @@ def stack_target(
 
 def load_recording(dynamodb: DynamoDBClient, table: str, contact_id: str) -> Recording:
     """The contact's recording item; ViewingError if there is none."""
+    from boto3.dynamodb.types import TypeDeserializer  # noqa: PLC0415 - see the imports
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
     try:
         got = dynamodb.get_item(
             TableName=table, Key={"contact_id": {"S": contact_id}}, ConsistentRead=True
@@ -302,6 +308,8 @@ def _target(args: argparse.Namespace) -> Target:
 
 
 def _links(args: argparse.Namespace) -> tuple[Recording, list[Link]]:
+    import boto3  # noqa: PLC0415 - see the imports
+
     if not 1 <= args.expires <= MAX_EXPIRES_SECONDS:
         raise ViewingError(
             f"expected --expires from 1 to {MAX_EXPIRES_SECONDS}, found {args.expires}"
