@@ -151,10 +151,15 @@ class Recorder:
         self.monotonic = monotonic
         self.sleep = sleep
 
+    @property
+    def grace_seconds(self) -> int:
+        """How long an unclaimed recording waits for its invocation before the sweeper acts."""
+        return max(5, self.settings.checkpoint_interval_seconds * 3)
+
     # ----------------------------------------------------------------- registration
     def register(self, record: StartRecord) -> bool:
         """Register a start record and start recording it; False for a duplicate delivery."""
-        if not self.store.register(record):
+        if not self.store.register(record, grace_seconds=self.grace_seconds):
             logger.info("duplicate start record ignored", contact_id=record.contact_id)
             return False
         self.invoker.start(record.contact_id, reason="registered")
@@ -266,7 +271,7 @@ class _Session:
             "staging": self.staged.snapshot({STEREO_HELD: self.muxer.held()}),
         }
         if release:
-            self.r.store.release(self.lease, state)
+            self.r.store.release(self.lease, state, grace_seconds=self.r.grace_seconds)
         else:
             self.lease = self.r.store.checkpoint(self.lease, state, lease_seconds=self.lease_s)
         self.staged.forget_superseded()

@@ -36,6 +36,9 @@ COMPLETED = "COMPLETED"
 FAILED = "FAILED"
 ACTIVE = "1"
 ACTIVE_INDEX = "active-recordings"
+# The lease owner of a recording nobody has taken yet (just registered, or just handed off):
+# any invocation may take it at once; the sweeper waits until its grace period has passed.
+UNCLAIMED = "-"
 
 
 class RecordingStoreError(CallrecError):
@@ -88,8 +91,12 @@ class RecordingStore:
         self._retention_s = retention_days * 86400
         self._clock = clock
 
-    def register(self, record: StartRecord) -> bool:
-        """Create the recording for a start record; False if it was already registered."""
+    def register(self, record: StartRecord, *, grace_seconds: int = 60) -> bool:
+        """Create the recording for a start record; False if it was already registered.
+
+        The recording is unclaimed: the invocation started for it may take it at once, and
+        the sweeper resumes it only if nothing has after `grace_seconds`.
+        """
         now = int(self._clock())
         item = {
             "contact_id": {"S": record.contact_id},
@@ -98,8 +105,8 @@ class RecordingStore:
             "start_record": {"S": record.to_json().decode()},
             "stream_arn": {"S": record.stream_arn},
             "generation": {"N": "0"},
-            # Expired at once: whoever is invoked first (the hand-off or the sweeper) takes it.
-            "lease_expires_at": {"N": "0"},
+            "lease_owner": {"S": UNCLAIMED},
+            "lease_expires_at": {"N": str(now + grace_seconds)},
             "registered_at": {"N": str(now)},
             "updated_at": {"N": str(now)},
             "expires_at": {"N": str(now + self._retention_s)},
@@ -157,7 +164,9 @@ class RecordingStore:
                     "SET generation = generation + :one, lease_owner = :owner, "
                     "lease_expires_at = :expires, updated_at = :now"
                 ),
-                ConditionExpression="#status = :recording AND lease_expires_at <= :now",
+                ConditionExpression=(
+                    "#status = :recording AND (lease_expires_at <= :now OR lease_owner = :unclaimed)"
+                ),
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
                     ":one": {"N": "1"},
@@ -165,6 +174,7 @@ class RecordingStore:
                     ":expires": {"N": str(expires)},
                     ":now": {"N": str(now)},
                     ":recording": {"S": RECORDING},
+                    ":unclaimed": {"S": UNCLAIMED},
                 },
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -214,14 +224,22 @@ class RecordingStore:
         )
         return Lease(lease.contact_id, lease.generation, lease.owner, expires)
 
-    def release(self, lease: Lease, checkpoint: Mapping[str, Any]) -> None:
-        """Store progress and free the lease at once, for the next invocation to take it."""
+    def release(
+        self, lease: Lease, checkpoint: Mapping[str, Any], *, grace_seconds: int = 60
+    ) -> None:
+        """Store progress and leave the recording unclaimed for the next invocation to take;
+        the sweeper resumes it if nothing has after `grace_seconds`."""
         now = int(self._clock())
         self._conditional_update(
             lease,
-            "SET checkpoint = :checkpoint, lease_expires_at = :zero, updated_at = :now "
-            "REMOVE lease_owner",
-            {":checkpoint": {"S": _dump(checkpoint)}, ":zero": {"N": "0"}, ":now": {"N": str(now)}},
+            "SET checkpoint = :checkpoint, lease_owner = :unclaimed, "
+            "lease_expires_at = :expires, updated_at = :now",
+            {
+                ":checkpoint": {"S": _dump(checkpoint)},
+                ":unclaimed": {"S": UNCLAIMED},
+                ":expires": {"N": str(now + grace_seconds)},
+                ":now": {"N": str(now)},
+            },
             what="release",
         )
 

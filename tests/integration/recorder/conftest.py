@@ -17,8 +17,8 @@ from callrec_local.producer import encode_capture
 from callrec_local.simulator import ConnectSimulator, PlayedCall
 from callrec_local.stack import FunctionOverride, LocalStack
 
-# Template durations x 0.01: the sweeper's minute becomes 0.6 s, Lambda's retry delays 0.6/1.2 s.
-TIME_SCALE = 0.01
+# Template durations x 0.05: the sweeper's minute becomes 3 s, Lambda's retry delays 3 and 6 s.
+TIME_SCALE = 0.05
 OUTPUTS = ("cu", "op", "stereo")
 
 

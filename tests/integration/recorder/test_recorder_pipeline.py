@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import base64
+import random
+import time
 from pathlib import Path
 
+from callrec.events import StartRecord, start_record_from_contact_flow
+from callrec.fragments import TRACK_TO_CUSTOMER
+from callrec_local.producer import Gap
 from callrec_local.simulator import CallScript
 from tests.integration.recorder.conftest import OUTPUTS, PipelineMaker, converted
+from tests.support import load_event
 
 
 def test_a_call_is_recorded_exactly_through_handoffs(
     make_pipeline: PipelineMaker, tmp_path: Path
 ) -> None:
-    # Given a recorder whose invocations last 6 s, handing off 2 s before their end
-    pipeline = make_pipeline(speed=5.0, recorder_timeout_s=6.0, handoff_margin_s=2)
+    # Given a recorder whose invocations last 8 s, handing off 4 s before their end,
+    # and GetMedia connections cut (mid-fragment) every 1.3 s
+    pipeline = make_pipeline(
+        speed=5.0, recorder_timeout_s=8.0, handoff_margin_s=4, max_connection_seconds=1.3
+    )
 
     # When a 40-second call is played (8 s of media time at 5x)
     played = pipeline.simulator.play(CallScript(seconds=40, seed=3))
@@ -29,3 +39,135 @@ def test_a_call_is_recorded_exactly_through_handoffs(
     assert recorded["op"][44:] == truth.agent
     assert int(item["handoffs"]["N"]) >= 1
     assert float(item["duration_seconds"]["N"]) == len(truth.customer) / 2 / 8000
+
+
+def test_killed_invocations_lose_and_repeat_nothing(
+    make_pipeline: PipelineMaker, tmp_path: Path
+) -> None:
+    # Given a call being recorded
+    pipeline = make_pipeline(speed=4.0, recorder_timeout_s=10.0, handoff_margin_s=4)
+    played = pipeline.simulator.play(CallScript(seconds=48, seed=5))
+    rng = random.Random(7)
+
+    # When its recording invocations are SIGKILLed at random moments, three times
+    kills = 0
+    deadline = time.monotonic() + 60
+    while kills < 3 and time.monotonic() < deadline:
+        recording = [
+            r
+            for r in pipeline.stack.runtime.running("RecorderFunction")
+            if r.handler_started.is_set() and r.invocation.event.get("action") == "record"
+        ]
+        if recording:
+            time.sleep(rng.uniform(0.3, 2.0))
+            recording[0].kill()
+            kills += 1
+        time.sleep(0.1)
+    item = pipeline.wait_finished(played.contact_id, timeout_s=120)
+
+    # Then the sweeper and Lambda's retries resumed it, and the files are still exact
+    assert kills == 3
+    assert item["status"]["S"] == "COMPLETED", item
+    recorded = pipeline.download(item)
+    reference = converted(played, tmp_path)
+    for name in OUTPUTS:
+        assert recorded[name] == reference[name], name
+
+
+def test_reused_stream_gap_duplicates_and_twice_delivered_start_records(
+    make_pipeline: PipelineMaker, tmp_path: Path
+) -> None:
+    # Given a call with a gap in the agent's track and a fragment delivered twice, followed
+    # at once on the same stream by the next contact
+    pipeline = make_pipeline(speed=5.0, recorder_timeout_s=20.0, handoff_margin_s=4)
+    first = pipeline.simulator.play(
+        CallScript(
+            seconds=14,
+            seed=11,
+            gaps=[Gap(TRACK_TO_CUSTOMER, 4000, 6500)],
+            duplicate_fragments=frozenset({5}),
+        )
+    )
+    second = pipeline.simulator.play_after(first, CallScript(seconds=8, seed=12))
+
+    # When every start record is delivered a second time
+    first.wait(timeout=60)
+    second.wait(timeout=60)
+    for played in (first, second):
+        record = StartRecord.from_json(start_record_from_contact_flow(played.event or {}).to_json())
+        pipeline.stack.invoke("RecorderFunction", kinesis_event([record]))
+
+    # Then each contact is recorded once, exactly, with only its own audio
+    for played in (first, second):
+        item = pipeline.wait_finished(played.contact_id)
+        assert item["status"]["S"] == "COMPLETED", item
+        recorded = pipeline.download(item)
+        reference = converted(played, tmp_path)
+        for name in OUTPUTS:
+            assert recorded[name] == reference[name], (played.contact_id, name)
+        truth = played.ground_truth()
+        assert recorded["op"][44:] == truth.agent
+    first_item = pipeline.item(first.contact_id)
+    assert int(first_item["gaps_filled"]["N"]) >= 1
+    assert int(first_item["duplicates_dropped"]["N"]) >= 1
+    registrations = [
+        i for i in pipeline.stack.invocations("RecorderFunction") if "Records" in i.event
+    ]
+    assert all(i.ok for i in registrations)
+
+
+def test_bad_start_records_fail_clearly_without_a_crash_loop(make_pipeline: PipelineMaker) -> None:
+    pipeline = make_pipeline(recorder_timeout_s=10.0, idle_s=2)
+    good = start_record_from_contact_flow(load_event("contact-flow-event.json"))
+    missing_stream = StartRecord.from_json(
+        good.to_json().replace(b"callrec-connect-demo", b"no-such-stream")
+    )
+
+    # When a batch holds a start record naming a stream that does not exist, and one not JSON
+    batch = kinesis_event([missing_stream, good])
+    batch["Records"][1]["kinesis"]["data"] = base64.b64encode(b"not json").decode()
+    result = pipeline.stack.invoke("RecorderFunction", batch)
+
+    # Then the recording is FAILED with a reason naming the stream, and the malformed record
+    # alone is reported as a batch item failure (retried, then sent to the failure destination)
+    assert result.result == {
+        "batchItemFailures": [{"itemIdentifier": batch["Records"][1]["kinesis"]["sequenceNumber"]}]
+    }
+    item = pipeline.wait_finished(missing_stream.contact_id, timeout_s=60)
+    assert item["status"]["S"] == "FAILED"
+    assert "no-such-stream" in item["reason"]["S"]
+    assert "keys" not in item
+    # No crash loop: one recording invocation failed it, and nothing resumes it afterwards.
+    time.sleep(4)
+    records = [
+        i
+        for i in pipeline.stack.invocations("RecorderFunction")
+        if i.event.get("action") == "record" and i.result and i.result["action"] != "skipped"
+    ]
+    assert len(records) == 1
+    assert all(i.ok for i in pipeline.stack.invocations("RecorderFunction"))
+
+
+def kinesis_event(records: list[StartRecord]) -> dict[str, object]:
+    """The event Lambda's Kinesis event source mapping would deliver for these records."""
+    return {
+        "Records": [
+            {
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": record.contact_id,
+                    "sequenceNumber": f"{49600000000000000000000000000000000000000000000000 + n}",
+                    "data": base64.b64encode(record.to_json()).decode(),
+                    "approximateArrivalTimestamp": 1782912655.12,
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": f"shardId-000000000000:{n}",
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::123456789012:role/recorder",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/starts",
+            }
+            for n, record in enumerate(records)
+        ]
+    }

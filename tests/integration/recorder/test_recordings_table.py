@@ -93,15 +93,20 @@ def test_a_superseded_invocation_cannot_overwrite_newer_progress(
 
 
 def test_release_hands_the_checkpoint_to_the_next_invocation(
-    store: RecordingStore, record: StartRecord
+    store: RecordingStore, record: StartRecord, clock: Clock
 ) -> None:
     store.register(record)
     lease, _ = store.acquire(record.contact_id, "a", lease_seconds=900)
 
-    store.release(lease, {"position": 42})
-    _, recording = store.acquire(record.contact_id, "b", lease_seconds=900)
+    store.release(lease, {"position": 42}, grace_seconds=30)
 
+    assert list(store.expired_leases()) == []  # the sweeper leaves it to the hand-off
+    _, recording = store.acquire(record.contact_id, "b", lease_seconds=900)
     assert recording.checkpoint == {"position": 42}
+    with pytest.raises(LeaseLost):  # taken: a second comer is refused
+        store.acquire(record.contact_id, "c", lease_seconds=900)
+    clock.now += 31
+    assert list(store.expired_leases()) == []  # "b" holds it for 900 s
 
 
 def test_finished_recordings_leave_the_sweepers_index(
@@ -110,9 +115,11 @@ def test_finished_recordings_leave_the_sweepers_index(
     other = StartRecord.from_json(
         record.to_json().replace(record.contact_id.encode(), str(uuid.uuid4()).encode())
     )
-    store.register(record)
-    store.register(other)
+    store.register(record, grace_seconds=5)
+    store.register(other, grace_seconds=5)
     lease, _ = store.acquire(record.contact_id, "a", lease_seconds=900)
+    assert set(store.expired_leases()) == set()  # the other one is still in its grace period
+    clock.now += 6
     assert set(store.expired_leases()) == {other.contact_id}
 
     store.finish(
