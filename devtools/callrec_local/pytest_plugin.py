@@ -4,7 +4,8 @@
 - `local_stack_factory`: `local_stack_factory(time_scale=0.01, overrides={...}, ...)` takes
   LocalStack's keyword arguments; every stack it starts is stopped after the test.
 - `local_stack_environment`: sets the stack's endpoint and credential variables in os.environ for
-  the test, for code under test that creates its own boto3 clients in the test process.
+  the test (and no other AWS_* variable), with a fresh boto3 default session, for code under test
+  that creates its own boto3 clients in the test process.
 
 Each stack lives in its own moto account, so these fixtures coexist with other moto fixtures and
 with each other in one process.
@@ -12,10 +13,12 @@ with each other in one process.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from callrec_local.stack import LocalStack
@@ -49,8 +52,24 @@ def local_stack(local_stack_factory: LocalStackFactory) -> LocalStack:
 def local_stack_environment(
     local_stack: LocalStack, monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, str]:
-    """`local_stack.environment` set in os.environ for the test; returns it."""
+    """`local_stack.environment` in os.environ for the test, and nothing else of AWS; returns it.
+
+    Other AWS_* variables (a developer's AWS_PROFILE or session token, an endpoint of another
+    service) are removed, and boto3's default session is replaced by a fresh one: it caches the
+    credentials it first resolved, so a `boto3.client()` of an earlier test in the same process
+    would otherwise reach another account. All of it is restored after the test.
+    """
     environment = local_stack.environment
+    apply_environment(environment, monkeypatch)
+    return environment
+
+
+def apply_environment(environment: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Set exactly `environment`'s AWS variables and reset boto3's default session, undone by
+    `monkeypatch` at the end of the test."""
+    for name in list(os.environ):
+        if name.startswith("AWS_") and name not in environment:
+            monkeypatch.delenv(name)
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    return environment
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)

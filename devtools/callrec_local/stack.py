@@ -14,7 +14,10 @@ handler has a local-only code path.
 
 Time: `time_scale` multiplies every duration the template and Lambda define (timeouts, batching
 window, retry delays, schedule period, record and event ages): 0.01 turns the recorder's 15
-minutes into 9 seconds. `overrides` replace a function's code, handler, timeout or variables.
+minutes into 9 seconds. Template parameters are not durations it knows of: `parameters` are passed
+as given, unscaled and unchecked against MinValue/MaxValue, so a scaled-down test sets
+`parameters={"RecordingIdleSeconds": "3"}` itself (the recorder reads it as RECORDING_IDLE_SECONDS).
+`overrides` replace a function's code, handler, timeout or variables.
 
 It deliberately leaves out what moto does not enforce or the tests do not need: IAM policies, the
 bucket policy (it would deny moto's plain HTTP), lifecycle rules, log groups, layers (the venv has
@@ -41,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, Self
 
 import boto3
 import boto3.session
+import botocore.session
 from moto.server import ThreadedMotoServer
 
 from callrec_local.event_sources import KinesisEventSource, S3Notifications, Schedule
@@ -103,6 +107,21 @@ class FunctionError(Exception):
         self.invocation = invocation
 
 
+def isolated_session() -> boto3.session.Session:
+    """A boto3 session that reads nothing of the developer's AWS setup: no config or credentials
+    file, no AWS_PROFILE (a profile missing from the config file would fail every client, a present
+    one would lend its settings). The stack's clients pass their endpoint and credentials."""
+    # (config name, environment variables, default, conversion): no variable, nothing configured.
+    core = botocore.session.Session(
+        session_vars={
+            "profile": (None, None, None, None),
+            "config_file": (None, None, os.devnull, None),
+            "credentials_file": (None, None, os.devnull, None),
+        }
+    )
+    return boto3.session.Session(botocore_session=core)
+
+
 def default_kvs() -> KvsServer | None:
     """The KVS emulator of callrec_local.kvs_emulator, if it exists yet."""
     try:
@@ -115,7 +134,14 @@ def default_kvs() -> KvsServer | None:
 
 
 class LocalStack:
-    """The template's resources in moto plus the Lambda wiring; a context manager."""
+    """The template's resources in moto plus the Lambda wiring; a context manager.
+
+    `parameters`: template parameter values by name, as strings (`sam deploy
+    --parameter-overrides`); a name the template does not declare is a `TemplateError`. They are
+    not scaled by `time_scale` nor checked against MinValue/MaxValue: with `time_scale=0.01`, pass
+    e.g. `parameters={"RecordingIdleSeconds": "3"}` for a recorder that ends a call after 3 idle
+    seconds (the template's minimum is 5).
+    """
 
     def __init__(
         self,
@@ -163,7 +189,7 @@ class LocalStack:
         self.lambda_endpoint = ""
         self.kvs_endpoint: str | None = None
         self.undelivered: list[tuple[Destination, dict[str, Any]]] = []
-        self._session = boto3.session.Session()
+        self._session = isolated_session()
         self._client_lock = threading.RLock()
         self._destination_sqs: Any = None
 
