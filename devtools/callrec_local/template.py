@@ -138,6 +138,14 @@ class Resolver:
     ) -> None:
         self._resources: Mapping[str, Any] = body["Resources"]
         self._parameters_declared: Mapping[str, Any] = body.get("Parameters", {})
+        undeclared = sorted(set(parameters) - set(self._parameters_declared))
+        if undeclared:
+            raise TemplateError(
+                f"parameters {', '.join(undeclared)} are not declared in the template"
+                f" (it declares {', '.join(sorted(self._parameters_declared)) or 'none'})"
+            )
+        # Given values are used as they are: unscaled, and not checked against MinValue/MaxValue
+        # (a test may want a shorter RecordingIdleSeconds than a deployment allows).
         self._overrides = dict(parameters)
         self.account = account
         self._sqs_endpoint = sqs_endpoint.rstrip("/")

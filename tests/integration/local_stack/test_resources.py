@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from callrec_local.stack import LocalStack
 from callrec_local.template import TEMPLATE_PATH, load_template
 
 TEMPLATE = load_template(TEMPLATE_PATH)
+StackMaker = Callable[..., LocalStack]
 
 
 def resources_of(kind: str) -> dict[str, dict[str, Any]]:
@@ -92,7 +94,10 @@ def test_failure_queues_as_declared(stack: LocalStack) -> None:
     assert stack.outputs["RecorderFailureQueueUrl"] == stack.queue_url("RecorderFailureQueue")
 
 
-def test_handlers_get_template_variables_and_local_endpoints_only(stack: LocalStack) -> None:
+def test_handlers_get_template_variables_and_local_endpoints_only(make_stack: StackMaker) -> None:
+    # Given a stack with a template parameter below the template's minimum (tests pass them as given)
+    stack = make_stack(parameters={"RecordingIdleSeconds": "3"})
+
     # When the recorder runs
     invocation = stack.invoke("RecorderFunction", {})
 
@@ -104,6 +109,7 @@ def test_handlers_get_template_variables_and_local_endpoints_only(stack: LocalSt
     assert env["BUCKET_NAME"] == stack.bucket_name
     assert env["RECORDER_FUNCTION_NAME"] == stack.function_name("RecorderFunction")
     assert env["POWERTOOLS_SERVICE_NAME"] == "recorder"
+    assert env["RECORDING_IDLE_SECONDS"] == "3"  # unscaled by the stack's time_scale
     assert env["AWS_ENDPOINT_URL"] == stack.moto_endpoint
     assert env["AWS_ENDPOINT_URL_LAMBDA"] == stack.lambda_endpoint
     assert env["AWS_LAMBDA_FUNCTION_NAME"] == stack.function_name("RecorderFunction")

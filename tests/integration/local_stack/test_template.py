@@ -95,6 +95,24 @@ def test_a_needed_parameter_without_default_is_an_error_naming_it(tmp_path: Path
         local_plan(body, root=tmp_path)
 
 
+def test_a_parameter_the_template_does_not_declare_is_an_error_naming_it(tmp_path: Path) -> None:
+    body = small_template(tmp_path)
+    with pytest.raises(TemplateError, match="parameters Prefx are not declared"):
+        local_plan(body, parameters={"NoDefault": "x", "Prefx": "typo"}, root=tmp_path)
+
+
+def test_parameters_are_used_as_given_unscaled_and_below_the_templates_minimum() -> None:
+    # Given template.yaml, whose RecordingIdleSeconds is at least 5
+    body = load_template(TEMPLATE_PATH)
+    assert body["Parameters"]["RecordingIdleSeconds"]["MinValue"] == 5
+
+    # When it is resolved with a 3 s idle time, as a scaled-down test needs
+    plan = local_plan(body, parameters={"RecordingIdleSeconds": "3"})
+
+    # Then the recorder gets 3, exactly
+    assert plan.function("RecorderFunction").environment["RECORDING_IDLE_SECONDS"] == "3"
+
+
 def test_the_real_template_resolves_with_its_defaults() -> None:
     # Given template.yaml as it is
     body = load_template(TEMPLATE_PATH)
