@@ -3,6 +3,7 @@
 #   make dev     .venv with Python 3.13 and the project installed editable
 #   make test    everything CI runs: installs what it needs, then lint, types, template checks, pytest
 #   make build   sam build, offline, no container
+#   make demo    the whole pipeline on this machine: simulated calls recorded into demo-output/
 #   make bench   benchmarks: figures and ratios against references measured in the same run
 #
 # Each tool with conflicting pins (aws-sam-cli, cfn-lint, checkov) gets its own uv tool
@@ -32,7 +33,7 @@ SAM := PATH="$(dir $(PY313)):$$PATH" SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam
 SYSTEM_PACKAGES := ffmpeg mkvtoolnix chromium
 SYSTEM_COMMANDS := ffmpeg mkvmerge chromium
 
-.PHONY: help dev tools sysdeps lint typecheck cfn test unit build bench clean
+.PHONY: help dev tools sysdeps lint typecheck cfn test unit build demo bench clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -85,6 +86,9 @@ unit: dev
 
 build: tools
 	$(SAM) build --parallel
+
+demo: dev
+	$(BIN)/callrec demo --out demo-output
 
 bench: dev sysdeps
 	$(BIN)/python -m bench

@@ -18,7 +18,7 @@ from callrec import __version__
 # Modules of the deployed package that contribute subcommands.
 COMMAND_MODULES: tuple[str, ...] = ("callrec.viewing", "callrec.convert", "callrec.inspect")
 # Dev-only modules (devtools/callrec_local) that contribute subcommands when installed.
-LOCAL_COMMAND_MODULES: tuple[str, ...] = ()
+LOCAL_COMMAND_MODULES: tuple[str, ...] = ("callrec_local.cli",)
 
 
 def build_parser() -> argparse.ArgumentParser:

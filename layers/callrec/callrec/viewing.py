@@ -195,8 +195,11 @@ def presigned_links(s3: S3Client, bucket: str, recording: Recording, expires: in
     return links
 
 
-def review_page(recording: Recording, links: list[Link], *, expires_at: datetime) -> str:
-    """A self-contained HTML page: metadata, then an audio player and image per recording."""
+def review_page(recording: Recording, links: list[Link], *, expires_at: datetime | None) -> str:
+    """A self-contained HTML page: metadata, then an audio player and image per recording.
+
+    `expires_at` is when presigned links expire (None for links that do not, such as files).
+    """
     e = html.escape
     duration = (
         "unknown" if recording.duration_seconds is None else f"{recording.duration_seconds:,.1f} s"
@@ -210,8 +213,9 @@ def review_page(recording: Recording, links: list[Link], *, expires_at: datetime
             "Sample rate",
             "unknown" if recording.sample_rate is None else f"{recording.sample_rate} Hz",
         ),
-        ("Links expire", f"{expires_at:%Y-%m-%d %H:%M:%S} UTC"),
     ]
+    if expires_at is not None:
+        rows.append(("Links expire", f"{expires_at:%Y-%m-%d %H:%M:%S} UTC"))
     sections = []
     for kind in dict.fromkeys(link.kind for link in links):
         parts = [f"<h2>{e(KIND_TITLES.get(kind, kind))}</h2>"]
