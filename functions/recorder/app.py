@@ -20,9 +20,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from callrec.config import RecorderSettings
 from callrec.events import StartRecord
-from callrec.handoff import RECORD, Invoker, RecorderCommand
+from callrec.handoff import Invoker, RecorderCommand
 from callrec.kvs import MediaSource
-from callrec.recorder import Recorder
+from callrec.recorder import Outcome, Recorder
 from callrec.recordings import RecordingStore
 
 logger = Logger()
@@ -51,6 +51,20 @@ def register(recorder: Recorder, record: KinesisStreamRecord) -> None:
     recorder.register(StartRecord.from_json(record.kinesis.data_as_bytes()))
 
 
+def publish_metrics(outcome: Outcome) -> None:
+    """One count per outcome (RecordingsCompleted, RecordingsFailed, RecordingsHandedOff, ...)."""
+    action = outcome.action.title().replace("_", "")
+    metrics.add_metric(name=f"Recordings{action}", unit=MetricUnit.Count, value=1)
+    if outcome.recorded_seconds:
+        metrics.add_metric(
+            name="RecordedSeconds", unit=MetricUnit.Seconds, value=outcome.recorded_seconds
+        )
+    if outcome.gaps_filled:
+        metrics.add_metric(name="GapsFilled", unit=MetricUnit.Count, value=outcome.gaps_filled)
+    if outcome.read_lag_ms is not None:
+        metrics.add_metric(name="ReadLag", unit=MetricUnit.Milliseconds, value=outcome.read_lag_ms)
+
+
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
@@ -58,31 +72,24 @@ def lambda_handler(
     event: dict[str, Any], context: LambdaContext, recorder: Recorder | None = None
 ) -> dict[str, Any]:
     recorder = recorder or default_recorder()
-    if "Records" in event:
+    if "Records" in event:  # start records from the Kinesis stream
         handler = partial(register, recorder)
-        return dict(
-            process_partial_response(
-                event=event, record_handler=handler, processor=processor, context=context
-            )
+        response = process_partial_response(
+            event=event, record_handler=handler, processor=processor, context=context
         )
+        return dict(response)
     command = RecorderCommand.from_event(event)
-    if command.action != RECORD:
+    if command.contact_id is None:  # the schedule's sweep
         resumed = recorder.sweep()
         metrics.add_metric(
             name="StalledRecordingsResumed", unit=MetricUnit.Count, value=len(resumed)
         )
         return {"resumed": resumed}
     logger.append_keys(contact_id=command.contact_id)
-    assert command.contact_id is not None
     outcome = recorder.record(
         command.contact_id,
         owner=context.aws_request_id,
         remaining_ms=context.get_remaining_time_in_millis,
     )
-    metrics.add_metric(
-        name="RecordedSeconds", unit=MetricUnit.Seconds, value=outcome.recorded_seconds
-    )
-    metrics.add_metric(
-        name=f"Recordings{outcome.action.title().replace('_', '')}", unit=MetricUnit.Count, value=1
-    )
+    publish_metrics(outcome)
     return asdict(outcome)

@@ -80,6 +80,9 @@ class Outcome:
     detail: str = ""
     fragments: int = 0
     recorded_seconds: float = 0.0
+    gaps_filled: int = 0
+    # How far behind live the last fragment read was (KVS's MILLIS_BEHIND_NOW), if known.
+    read_lag_ms: int | None = None
 
 
 @dataclass(slots=True)
@@ -208,6 +211,7 @@ class _Session:
         # Renewed at every checkpoint; a killed invocation's lease runs out soon after.
         self.lease_s = max(5, self.settings.checkpoint_interval_seconds * 3)
         self.resume_from_earliest = False
+        self.read_lag_ms: int | None = None
 
     def run(self) -> Outcome:
         try:
@@ -367,6 +371,9 @@ class _Session:
         else:
             self.progress.skipped_fragments += 1
         self.token = event.continuation_token or event.fragment_number or self.token
+        lag = event.millis_behind_now
+        if lag is not None and lag.isdigit():
+            self.read_lag_ms = int(lag)
         if self.r.monotonic() - self.last_checkpoint >= self.settings.checkpoint_interval_seconds:
             self._checkpoint()
 
@@ -400,7 +407,12 @@ class _Session:
         except HandOffError:
             logger.exception("hand-off failed; the sweeper will resume the recording")
         logger.info("handed off", fragments=self.progress.fragments)
-        return Outcome(self.contact_id, "handed_off", fragments=self.progress.fragments)
+        return Outcome(
+            self.contact_id,
+            "handed_off",
+            fragments=self.progress.fragments,
+            read_lag_ms=self.read_lag_ms,
+        )
 
     def _finish(self, status: str, reason: str | None) -> Outcome:
         if not self.finishing:
@@ -445,4 +457,12 @@ class _Session:
         self.staged.delete_staging()
         logger.info("recording finished", status=status, reason=reason, seconds=seconds)
         action = "completed" if status == COMPLETED else "failed"
-        return Outcome(self.contact_id, action, reason or "", self.progress.fragments, seconds)
+        return Outcome(
+            self.contact_id,
+            action,
+            reason or "",
+            self.progress.fragments,
+            seconds,
+            gaps_filled=self.aligner.gaps_filled,
+            read_lag_ms=self.read_lag_ms,
+        )
