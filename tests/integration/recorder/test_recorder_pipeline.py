@@ -9,6 +9,7 @@ from pathlib import Path
 
 from callrec.events import StartRecord, start_record_from_contact_flow
 from callrec.fragments import TRACK_TO_CUSTOMER
+from callrec_local.lambda_runtime import Invocation
 from callrec_local.producer import Gap
 from callrec_local.simulator import CallScript
 from tests.integration.recorder.conftest import OUTPUTS, PipelineMaker, converted
@@ -24,8 +25,15 @@ def test_a_call_is_recorded_exactly_through_handoffs(
         speed=5.0, recorder_timeout_s=8.0, handoff_margin_s=4, max_connection_seconds=1.3
     )
 
-    # When a 40-second call is played (8 s of media time at 5x)
+    # When a 40-second call is played (8 s of media time at 5x) while stray invocations for
+    # the same contact race the chain (as a duplicate hand-off or a sweep would)
     played = pipeline.simulator.play(CallScript(seconds=40, seed=3))
+    played.wait(timeout=60)
+    for _ in range(3):
+        pipeline.stack.invoke_async(
+            "RecorderFunction", {"action": "record", "contact_id": played.contact_id}
+        )
+        time.sleep(1.5)
     item = pipeline.wait_finished(played.contact_id)
 
     # Then its three WAVs are byte-identical to convert's, and the audio is the ground truth
@@ -38,6 +46,16 @@ def test_a_call_is_recorded_exactly_through_handoffs(
     assert recorded["cu"][44:] == truth.customer
     assert recorded["op"][44:] == truth.agent
     assert int(item["handoffs"]["N"]) >= 1
+
+    def outcomes(invocations: list[Invocation]) -> list[str]:
+        return [
+            i.result["action"]
+            for i in invocations
+            if i.event.get("action") == "record" and i.result
+        ]
+
+    invocations = pipeline.stack.wait_for(lambda i: "completed" in outcomes(i), timeout_s=30)
+    assert outcomes(invocations).count("completed") == 1
     assert float(item["duration_seconds"]["N"]) == len(truth.customer) / 2 / 8000
 
 
