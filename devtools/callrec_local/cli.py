@@ -13,6 +13,7 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from callrec.viewing import Link, Recording, load_recording, review_page
 from callrec_local.pipeline import OUTPUTS, LocalPipeline, PipelineOptions
 from callrec_local.simulator import CallScript, PlayedCall
 
+Handler = Callable[[argparse.Namespace], int]
 WAV_HEADER_BYTES = 44
 SAMPLE_RATE = 8000
 
@@ -39,14 +41,14 @@ def register(subparsers: Any) -> None:
         "--out", type=Path, default=Path("replay-output"), help="where to put the WAVs"
     )
     _timing(replay, speed=10.0, lambda_timeout=12.0)
-    replay.set_defaults(handler=_replay)
+    replay.set_defaults(handler=_guarded("replay", _replay))
 
     demo = subparsers.add_parser(
         "demo", help="record a few simulated calls on the local stack", description=__doc__
     )
     demo.add_argument("--out", type=Path, default=Path("demo-output"), help="output directory")
     _timing(demo, speed=20.0, lambda_timeout=12.0)
-    demo.set_defaults(handler=_demo)
+    demo.set_defaults(handler=_guarded("demo", _demo))
 
 
 def _timing(parser: argparse.ArgumentParser, *, speed: float, lambda_timeout: float) -> None:
@@ -80,15 +82,20 @@ def _options(args: argparse.Namespace, **extra: Any) -> PipelineOptions:
     )
 
 
+def _guarded(name: str, run: Callable[[argparse.Namespace], int]) -> Handler:
+    """`run` as a command handler: expected failures are one line on stderr and status 2."""
+
+    def handler(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except (CallrecError, OSError, TimeoutError) as exc:
+            print(f"callrec {name}: {exc}", file=sys.stderr)
+            return 2
+
+    return handler
+
+
 def _replay(args: argparse.Namespace) -> int:
-    try:
-        return _replay_checked(args)
-    except (CallrecError, OSError, TimeoutError) as exc:
-        print(f"callrec replay: {exc}", file=sys.stderr)
-        return 2
-
-
-def _replay_checked(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp, args.capture.open("rb") as stream:
         reference = convert(stream, Path(tmp), contact_id=args.contact_id)
         if reference.sample_rate != SAMPLE_RATE or reference.start_ns is None:
@@ -136,14 +143,6 @@ DEMO_CALLS = ((45.0, 1, False), (150.0, 2, False), (20.0, 3, True), (400.0, 4, F
 
 
 def _demo(args: argparse.Namespace) -> int:
-    try:
-        return _demo_checked(args)
-    except (CallrecError, OSError, TimeoutError) as exc:
-        print(f"callrec demo: {exc}", file=sys.stderr)
-        return 2
-
-
-def _demo_checked(args: argparse.Namespace) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     rows = []
