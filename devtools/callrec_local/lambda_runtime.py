@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from callrec_local.lambda_worker import peak_rss_kb
 from callrec_local.template import Destination, FunctionSpec
 
 InvocationType = Literal["RequestResponse", "Event"]
@@ -61,6 +62,9 @@ class Invocation:
     killed: bool = False  # SIGKILLed, at the timeout or by kill()
     timed_out: bool = False
     logs: str = ""
+    # The worker's peak RSS (VmHWM, KiB) as it answered or was killed; None if unknown (it died
+    # on its own). For memory benchmarks only: nothing here enforces the function's MemorySize.
+    peak_rss_kb: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -86,6 +90,7 @@ class RunningInvocation:
     def kill(self) -> None:
         """SIGKILL the worker's process group now; the attempt fails as a crashed sandbox would."""
         self.killed_on_request = True
+        self.invocation.peak_rss_kb = peak_rss_kb(self.process.pid)
         _kill_group(self.process)
 
 
@@ -370,6 +375,8 @@ class LambdaRuntime:
             with self._lock:
                 self._lock.notify_all()
             message = reader.read(deadline - time.time())
+        if message is not None and message.get("peak_rss_kb") is not None:
+            invocation.peak_rss_kb = message["peak_rss_kb"]
         if message is not None and message["state"] == "done":
             invocation.result = message["result"]
             return
@@ -378,6 +385,7 @@ class LambdaRuntime:
             return
         # No answer: the deadline passed, or the process died (killed, crashed, exited).
         if process.poll() is None and not running.killed_on_request:
+            invocation.peak_rss_kb = peak_rss_kb(process.pid)
             _kill_group(process)
             process.wait()
             invocation.killed = invocation.timed_out = True

@@ -4,7 +4,8 @@ It plays the part of Lambda's Python runtime for exactly one invocation: reads t
 directory, handler, event, context fields) as one JSON line on stdin, imports the handler (the
 init phase), reports `ready` on the control pipe, reads the deadline the parent fixed once init was
 over, calls the handler with a Lambda-like context, and reports the result or the error as Lambda's
-Python runtime shapes it. stdout and stderr are the function's log.
+Python runtime shapes it, with its peak RSS (for benchmarks). stdout and stderr are the function's
+log.
 
 It does not enforce the timeout: the parent SIGKILLs this process's group at the deadline, as
 Lambda ends a sandbox, so a handler that ignores its remaining time is stopped for real.
@@ -49,8 +50,24 @@ def _error(exc: BaseException) -> dict[str, Any]:
     }
 
 
+def peak_rss_kb(pid: int | str = "self") -> int | None:
+    """The process's peak resident set size so far (the kernel's VmHWM), in KiB; None off Linux.
+
+    What Lambda reports as "Max Memory Used" for a sandbox, near enough: this process runs one
+    invocation from a cold start, so its high-water mark covers the init phase and the handler.
+    """
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 def _report(ctrl: int, message: dict[str, Any]) -> None:
-    os.write(ctrl, (json.dumps(message) + "\n").encode())
+    os.write(ctrl, (json.dumps({**message, "peak_rss_kb": peak_rss_kb()}) + "\n").encode())
 
 
 def main() -> int:
@@ -81,7 +98,8 @@ def main() -> int:
         error = {**_error(exc), "errorType": "Runtime.MarshalError"}
         _report(ctrl, {"state": "error", "error": error})
         return 0
-    os.write(ctrl, b'{"state": "done", "result": ' + payload.encode() + b"}\n")
+    head = json.dumps({"state": "done", "peak_rss_kb": peak_rss_kb()})[:-1]
+    os.write(ctrl, head.encode() + b', "result": ' + payload.encode() + b"}\n")
     return 0
 
 
