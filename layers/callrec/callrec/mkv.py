@@ -184,10 +184,14 @@ _CACHE_SIZE = 64
 _WHOLE = frozenset((EBML_ID_HEADER, MKV_ID_INFO, MKV_ID_TRACKS, MKV_ID_TAGS))
 _UNKNOWN_SIZE_ALLOWED = frozenset((MKV_ID_SEGMENT, MKV_ID_CLUSTER))
 _TOP_LEVEL = frozenset((EBML_ID_HEADER, MKV_ID_SEGMENT))
+_TAGS_ID = MKV_ID_TAGS.to_bytes(4)
 
 _FLOAT32 = struct.Struct(">f")
 _FLOAT64 = struct.Struct(">d")
 _INT16 = struct.Struct(">h")
+_UINT64 = struct.Struct(">Q")
+# A block header with a one-byte track number: track number, relative timecode, flags.
+_BLOCK_HEAD = struct.Struct(">BhB")
 
 
 def _vint_length(first: int) -> int:
@@ -202,6 +206,7 @@ _VINT_LENGTH = bytes(_vint_length(b) for b in range(256))
 # Element IDs are at most 4 bytes long (EBMLMaxIDLength 4).
 _ID_LENGTH = bytes(n if n <= 4 else 0 for n in _VINT_LENGTH)
 _VINT_MARKER = tuple((1 << (7 * n)) - 1 if n else 0 for n in range(9))
+_VINT_MARKER_8 = _VINT_MARKER[8]
 
 
 class MkvError(CallrecError):
@@ -390,16 +395,19 @@ def split_lacing(payload: bytes, start: int, flags: int, offset: int) -> list[by
     return frames
 
 
-def _read_tags(data: bytes, pos: int, end: int, base: int, out: list[SimpleTag]) -> None:  # noqa: PLR0912
+def _read_tags(data: bytes, pos: int, end: int, base: int, out: list[SimpleTag]) -> None:  # noqa: PLR0912, PLR0915
     """The SimpleTags of one whole Tags payload `data[pos:end]`, in document order (a nested
     SimpleTag after its parent); CRC-32, Void, Targets and unknown elements skipped."""
-    # Open Tag/SimpleTag masters: (end, index in `pending` of the SimpleTag or -1 for a Tag)
-    stack: list[tuple[int, int]] = []
     pending: list[list[str | bytes | None]] = []  # [name, value] per SimpleTag, in document order
+    # The innermost open Tag/SimpleTag: where it ends and its [name, value] (None for a Tag, or
+    # directly in Tags); `stack` keeps the ones enclosing it.
+    top_end, entry = end, None
+    stack: list[tuple[int, list[str | bytes | None] | None]] = []
     id_length, vint_length, marker = _ID_LENGTH, _VINT_LENGTH, _VINT_MARKER
+    uint64 = _UINT64.unpack_from
     while True:
-        while stack and stack[-1][0] == pos:
-            stack.pop()
+        while pos == top_end and stack:
+            top_end, entry = stack.pop()
         if pos >= end:
             break
         first = data[pos]
@@ -408,32 +416,40 @@ def _read_tags(data: bytes, pos: int, end: int, base: int, out: list[SimpleTag])
             raise MkvError(
                 f"expected an element ID inside Tags, found byte 0x{first:02X}", base + pos
             )
-        eid = first if idlen == 1 else int.from_bytes(data[pos : pos + idlen])
+        if idlen == 2:  # TagName, TagString, SimpleTag, Tag: all two bytes long
+            eid = first << 8 | data[pos + 1]
+        else:
+            eid = first if idlen == 1 else int.from_bytes(data[pos : pos + idlen])
         spos = pos + idlen
         slen = vint_length[data[spos]]
         if not slen or spos + slen > end:
             raise MkvError(f"expected the size of element 0x{eid:X} inside Tags", base + pos)
-        size = int.from_bytes(data[spos : spos + slen]) & marker[slen]
+        if slen == 8:  # KVS writes 8-byte sizes
+            size = uint64(data, spos)[0] & _VINT_MARKER_8
+        else:
+            size = int.from_bytes(data[spos : spos + slen]) & marker[slen]
         if size == marker[slen]:
             raise MkvError(f"element 0x{eid:X} inside Tags has an unknown size", base + pos)
         start = spos + slen
         stop = start + size
-        limit = stack[-1][0] if stack else end
-        if stop > limit:
+        if stop > top_end:
             raise MkvError(
-                f"element 0x{eid:X} of {size} bytes overruns its parent ending at byte {base + limit}",
+                f"element 0x{eid:X} of {size} bytes overruns its parent ending at byte {base + top_end}",
                 base + pos,
             )
-        if eid == MKV_ID_TAG:
-            stack.append((stop, -1))
+        if eid == MKV_ID_SIMPLETAG:
+            stack.append((top_end, entry))
+            entry = [None, None]
+            pending.append(entry)
+            top_end = stop
             pos = start
-        elif eid == MKV_ID_SIMPLETAG:
-            pending.append([None, None])
-            stack.append((stop, len(pending) - 1))
+        elif eid == MKV_ID_TAG:
+            stack.append((top_end, entry))
+            entry = None
+            top_end = stop
             pos = start
         else:
-            if stack and stack[-1][1] >= 0:
-                entry = pending[stack[-1][1]]
+            if entry is not None:
                 if eid == MKV_ID_TAGNAME:
                     entry[0] = read_string(data[start:stop])
                 elif eid == MKV_ID_TAGSTRING:
@@ -447,18 +463,32 @@ def _read_tags(data: bytes, pos: int, end: int, base: int, out: list[SimpleTag])
 
 
 def _children(data: bytes, pos: int, end: int, base: int) -> Iterator[tuple[int, int, int]]:
-    """(id, payload start, payload end) of each child in the whole payload `data[pos:end]`."""
+    """(id, payload start, payload end) of each child in the whole payload `data[pos:end]`.
+
+    Nothing past `end` is read, so the outcome does not depend on what follows in the buffer
+    (that is, on how the input was split into chunks)."""
     while pos < end:
-        try:
-            eid, idlen = read_element_id(data, pos)
-            size, slen = read_vint(data, pos + idlen)
-        except MkvError as exc:
-            raise MkvError(exc.reason, base + exc.offset) from None
-        if size is None:
+        first = data[pos]
+        idlen = _ID_LENGTH[first]
+        if not idlen:
+            raise MkvError(f"expected an element ID, found byte 0x{first:02X}", base + pos)
+        spos = pos + idlen
+        if spos > end:
+            raise MkvError(f"expected an element ID before byte {base + end}", base + pos)
+        eid = first if idlen == 1 else int.from_bytes(data[pos:spos])
+        slen = _VINT_LENGTH[data[spos]] if spos < end else 0
+        if spos < end and not slen:
+            raise MkvError("expected a variable-size integer, found byte 0x00", base + spos)
+        if not slen or spos + slen > end:
+            raise MkvError(
+                f"expected the size of element 0x{eid:X} before byte {base + end}", base + spos
+            )
+        size = int.from_bytes(data[spos : spos + slen]) & _VINT_MARKER[slen]
+        if size == _VINT_MARKER[slen]:
             raise MkvError(
                 f"element 0x{eid:X} has an unknown size; only Segment and Cluster may", base + pos
             )
-        start = pos + idlen + slen
+        start = spos + slen
         stop = start + size
         if stop > end:
             raise MkvError(
@@ -532,6 +562,9 @@ class MkvReader:
         self._base = 0
         self._need = 0  # stream offset that must be buffered before parsing can progress
         self._skip = 0  # payload bytes of a skipped element still to come
+        # Chunks after _data, held until _need is reached (joined once, not chunk by chunk).
+        self._pending: list[bytes] = []
+        self._pending_size = 0
         # Open masters: (id, end offset or -1 if unknown, end of the nearest known-size one or -1).
         self._stack: list[tuple[int, int, int]] = []
         self._doc: Document | None = None
@@ -552,24 +585,47 @@ class MkvReader:
         """Push more input; returns the documents that ended (complete or not, see `complete`)."""
         if self._closed:
             raise ValueError("feed() after close()")
-        if self._skip:
-            take = min(self._skip, len(chunk))
-            self._skip -= take
-            self._base += take
-            chunk = chunk[take:]
-            if self._skip or not chunk:
-                return []
-        self._data = self._data + chunk if self._data else bytes(chunk)
-        if self._base + len(self._data) < self._need:
-            return []
+        if type(chunk) is not bytes:
+            chunk = bytes(chunk)
         out: list[Document] = []
-        self._parse(out)
+        pos = 0  # start of the part of `chunk` not yet parsed, skipped or held
+        size = len(chunk)
+        while pos < size:
+            if self._skip:
+                take = min(self._skip, size - pos)
+                self._skip -= take
+                self._base += take
+                pos += take
+                continue
+            if not self._data:
+                # Nothing held back: parse the chunk where it is, without copying it.
+                self._data = chunk
+                self._base -= pos
+                self._parse(out, pos)
+                break
+            # An element began in an earlier chunk: hold input until it can progress, then join
+            # only the bytes it needs; the rest of this chunk is parsed in place (next turn).
+            held_end = self._base + len(self._data) + self._pending_size
+            if held_end + size - pos < self._need:
+                self._pending.append(chunk[pos:] if pos else chunk)
+                self._pending_size += size - pos
+                break
+            take = max(self._need - held_end, 1)  # at least a byte: always progresses
+            self._data = b"".join((self._data, *self._pending, chunk[pos : pos + take]))
+            self._pending.clear()
+            self._pending_size = 0
+            pos += take
+            self._parse(out, 0)
         return out
 
     def close(self) -> Tail:
         """End of input: how it ended, with the last document (complete only if the input ended
         cleanly between elements with no known-size element unfinished)."""
         self._closed = True
+        if self._pending:
+            self._data = b"".join((self._data, *self._pending))
+            self._pending.clear()
+            self._pending_size = 0
         end = self._base + len(self._data) + self._skip
         truncated = False
         detail = ""
@@ -594,6 +650,16 @@ class MkvReader:
             self._finish(doc, end, complete=not truncated)
             self._doc = None
         return Tail(doc, truncated, end, detail)
+
+    def _read_cached(
+        self, key: tuple[int, bytes], data: bytes, start: int, stop: int, base: int
+    ) -> list[SimpleTag] | list[Track] | list[str]:
+        """Parses the whole element `key` names (id, payload) and remembers it."""
+        cached = self._read_whole(key[0], data, start, stop, base)
+        if len(self._cache) >= _CACHE_SIZE:
+            self._cache.clear()
+        self._cache[key] = cached
+        return cached
 
     @staticmethod
     def _read_whole(
@@ -636,11 +702,11 @@ class MkvReader:
                 self._doc.blocks.append(self._group_block)
             self._group_block = None
 
-    def _parse(self, out: list[Document]) -> None:  # noqa: PLR0912, PLR0915
+    def _parse(self, out: list[Document], pos: int) -> None:  # noqa: PLR0912, PLR0915
+        """Parses `_data` from `pos` (`_data[0]` at stream offset `_base`) as far as it goes."""
         data = self._data
         n = len(data)
         base = self._base
-        pos = 0
         stack = self._stack
         max_size = self._max
         id_length = _ID_LENGTH
@@ -649,6 +715,7 @@ class MkvReader:
         parents_of = _PARENTS
         cache = self._cache
         int16_from = _INT16.unpack_from
+        block_head = _BLOCK_HEAD.unpack_from
         blocks = self._doc.blocks if self._doc is not None else []
         while True:
             here = base + pos
@@ -681,9 +748,12 @@ class MkvReader:
                 and stack
                 and stack[-1][0] == MKV_ID_CLUSTER
             ):
-                # The hot path: a run of SimpleBlocks in their Cluster.
+                # The hot path: a run of SimpleBlocks in their Cluster. The blocks of a stream
+                # mostly share their element header (ID and size): it is compared, not parsed.
                 limit = stack[-1][2]
                 timecode = self._cluster_timecode
+                append = blocks.append
+                head = data[pos : pos + hdr]
                 waiting = False
                 while True:
                     if 0 <= limit < here + hdr + size:
@@ -701,29 +771,37 @@ class MkvReader:
                         waiting = True
                         break
                     start = pos + hdr
-                    tlen = vint_length[data[start]]
-                    if size < 4 or not tlen or tlen + 3 > size:
+                    if size < 4:
                         raise MkvError(
                             "expected a block header: track number, timecode, flags", here
                         )
-                    flags = data[start + tlen + 2]
-                    if flags & 0x06:
-                        frames = split_lacing(data[start:stop], tlen + 3, flags, here)
+                    track, relative, flags = block_head(data, start)
+                    if track & 0x80:  # a one-byte track number: the usual case
+                        track &= 0x7F
+                        first_frame = start + 4
                     else:
-                        frames = [data[start + tlen + 3 : stop]]
-                    blocks.append(
-                        Block(
-                            data[start] & 0x7F
-                            if tlen == 1
-                            else int.from_bytes(data[start : start + tlen]) & marker[tlen],
-                            timecode + int16_from(data, start + tlen)[0],
-                            frames,
-                            here,
-                        )
-                    )
+                        tlen = vint_length[track]
+                        if not tlen or tlen + 3 > size:
+                            raise MkvError(
+                                "expected a block header: track number, timecode, flags", here
+                            )
+                        track = int.from_bytes(data[start : start + tlen]) & marker[tlen]
+                        relative = int16_from(data, start + tlen)[0]
+                        flags = data[start + tlen + 2]
+                        first_frame = start + tlen + 3
+                    if flags & 0x06:
+                        frames = split_lacing(data[start:stop], first_frame - start, flags, here)
+                    else:
+                        frames = [data[first_frame:stop]]
+                    append(Block(track, timecode + relative, frames, here))
                     pos = stop
                     # Another SimpleBlock next, inside this Cluster? Anything else: the outer loop.
-                    if pos + 1 >= n or data[pos] != MKV_ID_SIMPLEBLOCK or base + pos == limit:
+                    if base + pos == limit:
+                        break
+                    if data.startswith(head, pos):
+                        here = base + pos
+                        continue
+                    if pos + 1 >= n or data[pos] != MKV_ID_SIMPLEBLOCK:
                         break
                     slen = vint_length[data[pos + 1]]
                     if not slen or pos + 1 + slen > n:
@@ -733,6 +811,7 @@ class MkvReader:
                         break
                     here = base + pos
                     hdr = 1 + slen
+                    head = data[pos : pos + hdr]
                 if waiting:
                     break
                 continue
@@ -815,10 +894,7 @@ class MkvReader:
                     key = (eid, data[start:stop])
                     cached = cache.get(key)
                     if cached is None:
-                        cached = self._read_whole(eid, data, start, stop, base)
-                        if len(cache) >= _CACHE_SIZE:
-                            cache.clear()
-                        cache[key] = cached
+                        cached = self._read_cached(key, data, start, stop, base)
                     if eid == MKV_ID_TAGS:
                         whole.tags.extend(cached)  # type: ignore[arg-type]
                     elif eid == MKV_ID_TRACKS:
@@ -826,6 +902,34 @@ class MkvReader:
                     else:
                         whole.doc_type = cached[0]  # type: ignore[assignment]
                 pos = stop
+                if eid == MKV_ID_TAGS and stack and stack[-1][0] == MKV_ID_SEGMENT:
+                    # Connect writes six Tags in a row, twice per fragment: the ones that follow
+                    # are read here while they are plainly Tags of this Segment, whole, known
+                    # in size and buffered; anything else goes back through the loop above.
+                    segment_end = stack[-1][2]
+                    tags = whole.tags
+                    while (
+                        base + pos != segment_end and pos + 4 < n and data.startswith(_TAGS_ID, pos)
+                    ):
+                        slen = vint_length[data[pos + 4]]
+                        start = pos + 4 + slen
+                        if not slen or start > n:
+                            break
+                        size = int.from_bytes(data[pos + 4 : start]) & marker[slen]
+                        stop = start + size
+                        if (
+                            size == marker[slen]
+                            or size > max_size
+                            or stop > n
+                            or 0 <= segment_end < base + stop
+                        ):
+                            break
+                        key = (MKV_ID_TAGS, data[start:stop])
+                        cached = cache.get(key)
+                        if cached is None:
+                            cached = self._read_cached(key, data, start, stop, base)
+                        tags.extend(cached)  # type: ignore[arg-type]
+                        pos = stop
                 continue
             if parents is not None and eid in _MASTERS:
                 stack.append((eid, end, limit))

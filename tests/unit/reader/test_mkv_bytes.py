@@ -298,3 +298,30 @@ def test_child_header_cut_at_the_end_of_a_whole_master() -> None:
     with pytest.raises(MkvError) as info:
         parse(data)
     assert info.value.offset == len(data)  # where the size was expected
+
+
+def test_child_header_crossing_a_whole_master_is_the_same_error_in_any_chunking() -> None:
+    # Given an Info whose only byte starts a 3-byte child ID, followed by more input
+    info = bytes.fromhex("1549A966 81 2A") + bytes.fromhex("D7B1 81 01") * 3
+    data = minimal_document(b"", info)
+    child_at = len(minimal_document(b"")) + 5
+    errors = set()
+    for chunk in (None, 1, 7, len(data) - 12):
+        # When it is parsed whole or fed in chunks (the reader holds back only what it needs)
+        with pytest.raises(MkvError) as info_error:
+            parse(data, chunk)
+        errors.add((info_error.value.reason, info_error.value.offset))
+    # Then the error never depends on the bytes after the Info: one message, one offset
+    assert errors == {(f"expected an element ID before byte {child_at + 1}", child_at)}
+
+
+def test_element_longer_than_many_chunks_is_read_once_complete() -> None:
+    # Given a block of 64 KB fed in 100-byte chunks after a Cluster
+    pcm = bytes(range(256)) * 256
+    block = el(0xA3, bytes([0x81]) + struct.pack(">hB", 3, 0x80) + pcm, width=4)
+    data = minimal_document(CLUSTER_UNKNOWN + uint(0xE7, 0) + block)
+    # When parsed
+    docs, tail = parse(data, 100)
+    # Then the block comes out whole and the stream ends cleanly
+    assert [(b.timecode, b.frames) for b in docs[0].blocks] == [(3, [pcm])]
+    assert not tail.truncated  # type: ignore[attr-defined]
