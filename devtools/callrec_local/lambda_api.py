@@ -99,8 +99,13 @@ class LambdaApi:
 
     def __init__(self, runtime: LambdaRuntime) -> None:
         self._server = _LambdaApiServer(runtime)
+        # A short poll: shutdown() waits for the loop's next check (0.5 s by default, at every
+        # stack's stop).
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="lambda-api", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="lambda-api",
+            daemon=True,
         )
 
     @property

@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import importlib
 import json
 import logging
 import os
 import secrets
 import shutil
+import socket
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
@@ -107,10 +109,35 @@ class FunctionError(Exception):
         self.invocation = invocation
 
 
+def stop_moto(server: ThreadedMotoServer) -> None:
+    """`server.stop()`, without waiting for the serve loop's next poll (every 0.5 s, fixed by moto).
+
+    A connection wakes the loop, which then sees the shutdown request; an empty one is closed
+    without a response. About half a second saved at every stack's stop.
+    """
+    host, port = server.get_host_and_port()
+    stopping = threading.Thread(target=server.stop, name="moto-stop", daemon=True)
+    stopping.start()
+    while stopping.is_alive():
+        with contextlib.suppress(OSError):
+            socket.create_connection((host, port), timeout=0.5).close()
+        stopping.join(0.02)
+
+
+# Clients are created under this lock: a boto3 session is not safe to create clients from in several
+# threads.
+_SESSION_LOCK = threading.RLock()
+
+
+@functools.cache
 def isolated_session() -> boto3.session.Session:
     """A boto3 session that reads nothing of the developer's AWS setup: no config or credentials
     file, no AWS_PROFILE (a profile missing from the config file would fail every client, a present
-    one would lend its settings). The stack's clients pass their endpoint and credentials."""
+    one would lend its settings). The stack's clients pass their endpoint and credentials.
+
+    One per process, shared by every stack: service models are then loaded once, not at every
+    stack's start. Create clients from it under `_SESSION_LOCK`.
+    """
     # (config name, environment variables, default, conversion): no variable, nothing configured.
     core = botocore.session.Session(
         session_vars={
@@ -190,7 +217,7 @@ class LocalStack:
         self.kvs_endpoint: str | None = None
         self.undelivered: list[tuple[Destination, dict[str, Any]]] = []
         self._session = isolated_session()
-        self._client_lock = threading.RLock()
+        self._client_lock = _SESSION_LOCK
         self._destination_sqs: Any = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -253,7 +280,7 @@ class LocalStack:
             self._kvs.stop()
             self.kvs_endpoint = None
         if self._moto is not None:
-            self._moto.stop()
+            stop_moto(self._moto)
             self._moto = None
         if self._own_work_dir and self._work_dir is not None:
             shutil.rmtree(self._work_dir, ignore_errors=True)
@@ -365,7 +392,6 @@ class LocalStack:
 
     def client(self, service_name: str) -> Any:
         """A boto3 client of `service_name` talking to this stack."""
-        # boto3's default session is not safe to create clients from in several threads.
         with self._client_lock:
             return self._session.client(
                 service_name,  # type: ignore[call-overload]
