@@ -19,8 +19,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import boto3
-
 
 def _attempt(key: str) -> int:
     """1 on the first call with this key, 2 on the second... across processes."""
@@ -45,6 +43,9 @@ def _context_seen(context: Any) -> dict[str, Any]:
 
 def _first_media_bytes(stream_arn: str, start_fragment_number: str) -> str:
     """GetMedia from the start record's fragment, through the endpoints boto3 finds by itself."""
+    # Imported where used: every local invocation is a cold start, and most never need boto3.
+    import boto3  # noqa: PLC0415
+
     endpoint = boto3.client("kinesisvideo").get_data_endpoint(
         StreamARN=stream_arn, APIName="GET_MEDIA"
     )["DataEndpoint"]
@@ -91,6 +92,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if event.get("fail_times", 0) >= attempt:
             raise RuntimeError(f"failing attempt {attempt} of {event['id']}")
     if event.get("handoff"):
+        import boto3  # noqa: PLC0415
+
         boto3.client("lambda").invoke(
             FunctionName=os.environ["RECORDER_FUNCTION_NAME"],
             InvocationType="Event",
