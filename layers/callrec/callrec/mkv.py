@@ -189,6 +189,7 @@ _TAGS_ID = MKV_ID_TAGS.to_bytes(4)
 _FLOAT32 = struct.Struct(">f")
 _FLOAT64 = struct.Struct(">d")
 _INT16 = struct.Struct(">h")
+_UINT32 = struct.Struct(">I")
 _UINT64 = struct.Struct(">Q")
 # A block header with a one-byte track number: track number, relative timecode, flags.
 _BLOCK_HEAD = struct.Struct(">BhB")
@@ -206,6 +207,7 @@ _VINT_LENGTH = bytes(_vint_length(b) for b in range(256))
 # Element IDs are at most 4 bytes long (EBMLMaxIDLength 4).
 _ID_LENGTH = bytes(n if n <= 4 else 0 for n in _VINT_LENGTH)
 _VINT_MARKER = tuple((1 << (7 * n)) - 1 if n else 0 for n in range(9))
+_VINT_MARKER_4 = _VINT_MARKER[4]
 _VINT_MARKER_8 = _VINT_MARKER[8]
 
 
@@ -404,7 +406,7 @@ def _read_tags(data: bytes, pos: int, end: int, base: int, out: list[SimpleTag])
     top_end, entry = end, None
     stack: list[tuple[int, list[str | bytes | None] | None]] = []
     id_length, vint_length, marker = _ID_LENGTH, _VINT_LENGTH, _VINT_MARKER
-    uint64 = _UINT64.unpack_from
+    uint64, uint32 = _UINT64.unpack_from, _UINT32.unpack_from
     while True:
         while pos == top_end and stack:
             top_end, entry = stack.pop()
@@ -424,8 +426,10 @@ def _read_tags(data: bytes, pos: int, end: int, base: int, out: list[SimpleTag])
         slen = vint_length[data[spos]]
         if not slen or spos + slen > end:
             raise MkvError(f"expected the size of element 0x{eid:X} inside Tags", base + pos)
-        if slen == 8:  # KVS writes 8-byte sizes
+        if slen == 8:  # Connect's tags have 8-byte sizes, KVS's 4-byte ones
             size = uint64(data, spos)[0] & _VINT_MARKER_8
+        elif slen == 4:
+            size = uint32(data, spos)[0] & _VINT_MARKER_4
         else:
             size = int.from_bytes(data[spos : spos + slen]) & marker[slen]
         if size == marker[slen]:
@@ -716,6 +720,7 @@ class MkvReader:
         cache = self._cache
         int16_from = _INT16.unpack_from
         block_head = _BLOCK_HEAD.unpack_from
+        uint32, uint64 = _UINT32.unpack_from, _UINT64.unpack_from
         blocks = self._doc.blocks if self._doc is not None else []
         while True:
             here = base + pos
@@ -730,7 +735,12 @@ class MkvReader:
             if pos + idlen >= n:
                 self._need = here + idlen + 1
                 break
-            eid = first if idlen == 1 else int.from_bytes(data[pos : pos + idlen])
+            if idlen == 1:
+                eid = first
+            elif idlen == 4:
+                eid = uint32(data, pos)[0]
+            else:
+                eid = int.from_bytes(data[pos : pos + idlen])
             spos = pos + idlen
             slen = vint_length[data[spos]]
             if not slen:
@@ -738,7 +748,13 @@ class MkvReader:
             if spos + slen > n:
                 self._need = here + idlen + slen
                 break
-            size: int | None = int.from_bytes(data[spos : spos + slen]) & marker[slen]
+            size: int | None
+            if slen == 8:
+                size = uint64(data, spos)[0] & _VINT_MARKER_8
+            elif slen == 4:
+                size = uint32(data, spos)[0] & _VINT_MARKER_4
+            else:
+                size = int.from_bytes(data[spos : spos + slen]) & marker[slen]
             if size == marker[slen]:
                 size = None
             hdr = idlen + slen
@@ -915,7 +931,12 @@ class MkvReader:
                         start = pos + 4 + slen
                         if not slen or start > n:
                             break
-                        size = int.from_bytes(data[pos + 4 : start]) & marker[slen]
+                        if slen == 8:
+                            size = uint64(data, pos + 4)[0] & _VINT_MARKER_8
+                        elif slen == 4:
+                            size = uint32(data, pos + 4)[0] & _VINT_MARKER_4
+                        else:
+                            size = int.from_bytes(data[pos + 4 : start]) & marker[slen]
                         stop = start + size
                         if (
                             size == marker[slen]

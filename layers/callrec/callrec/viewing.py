@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import html
 import sys
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,8 +25,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from callrec.errors import CallrecError
 
-# boto3 is imported where it is used: building the `callrec` parser imports this module, and
-# boto3's 0.15 s and 20 MB are not for commands that never touch AWS (`callrec convert`).
+# boto3 (and tomllib) are imported where they are used: building the `callrec` parser imports
+# this module, and boto3's 0.15 s and 20 MB are not for commands that never touch AWS.
 if TYPE_CHECKING:
     from botocore.config import Config
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -110,6 +109,8 @@ class Link:
 
 def samconfig_stack_name(path: Path = Path("samconfig.toml")) -> str | None:
     """stack_name from samconfig.toml's [default.deploy.parameters], if there is one."""
+    import tomllib  # noqa: PLC0415 - see the imports
+
     try:
         config = tomllib.loads(path.read_text())
     except (FileNotFoundError, tomllib.TOMLDecodeError):
