@@ -10,6 +10,7 @@ under 100 MB. Returns 1 if a target is missed.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from callrec_local import producer as p
 
 CALL_SECONDS = 45 * 60
 SHORT_SECONDS = 5 * 60
-RUNS = 3  # best of; convert and ffmpeg runs alternate so both see the same machine load
+RUNS = 5  # best of; convert and ffmpeg runs alternate so both see the same machine load
 
 
 def write_capture(path: Path, seconds: int, seed: int) -> tuple[bytes, bytes]:
@@ -45,19 +46,30 @@ def write_wav(path: Path, pcm: bytes) -> None:
         w.writeframes(pcm)
 
 
+# Python writes its bytecode cache as an installed program would have it (the warm-up run
+# writes it): a PYTHONDONTWRITEBYTECODE inherited from a development shell would otherwise have
+# every timed run compile callrec's modules again.
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def timed_process(args: list[str]) -> tuple[float, float]:
     """Wall time (s) and peak RSS (MB) of one process. The peak is the kernel's high-water mark
-    (VmHWM) sampled every millisecond: rusage's ru_maxrss would include this benchmark's own
-    memory, which a forked child inherits."""
+    (VmHWM) sampled every millisecond once the child runs `args`: rusage's ru_maxrss, or a sample
+    taken between fork and exec, would include this benchmark's own memory."""
     start = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
     status = Path(f"/proc/{proc.pid}/status")
+    cmdline = Path(f"/proc/{proc.pid}/cmdline")
+    expected = "\0".join(args).encode() + b"\0"
+    running = False
     peak_kb = 0
     while proc.poll() is None:
         try:
-            for line in status.read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peak_kb = max(peak_kb, int(line.split()[1]))
+            running = running or cmdline.read_bytes() == expected
+            if running:
+                for line in status.read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak_kb = max(peak_kb, int(line.split()[1]))
         except (OSError, ValueError):
             pass
         time.sleep(0.001)
@@ -146,6 +158,9 @@ def main() -> int:
             "-map", "0:a:0", str(tmp / "ff-cu.wav"), "-map", "0:a:1", str(tmp / "ff-op.wav"),
             "-filter_complex", "[0:a:0][0:a:1]amerge=inputs=2[s]", "-map", "[s]", str(tmp / "ff-stereo.wav"),
         ]  # fmt: skip
+        # One untimed run of each first: bytecode cache written, input files in the page cache.
+        timed_process(convert_args)
+        timed_process(ffmpeg_args)
         convert_runs, ffmpeg_runs = [], []
         for _ in range(RUNS):
             convert_runs.append(timed_process(convert_args))
