@@ -5,7 +5,8 @@
   LocalStack's keyword arguments; every stack it starts is stopped after the test.
 - `local_stack_environment`: sets the stack's endpoint and credential variables in os.environ for
   the test (and no other AWS_* variable), with a fresh boto3 default session, for code under test
-  that creates its own boto3 clients in the test process.
+  that creates its own boto3 clients in the test process. `apply_environment(stack.environment,
+  monkeypatch)` does the same for a stack a test started itself.
 
 Each stack lives in its own moto account, so these fixtures coexist with other moto fixtures and
 with each other in one process.
