@@ -52,10 +52,17 @@ def write_wav(path: Path, pcm: bytes) -> None:
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def timed_process(args: list[str]) -> tuple[float, float]:
-    """Wall time (s) and peak RSS (MB) of one process. The peak is the kernel's high-water mark
-    (VmHWM) sampled every millisecond once the child runs `args`: rusage's ru_maxrss, or a sample
-    taken between fork and exec, would include this benchmark's own memory."""
+def timed_process(args: list[str], out: Path | None = None) -> tuple[float, float]:
+    """Wall time (s) and peak RSS (MB) of one process, writing into `out`, emptied first (not
+    timed): each run writes new files, as a recording does. Overwriting the previous run's
+    would cost either program a writeback that ext4 starts on closing a truncated file.
+
+    The peak is the kernel's high-water mark (VmHWM) sampled every millisecond once the child
+    runs `args`: rusage's ru_maxrss, or a sample taken between fork and exec, would include this
+    benchmark's own memory."""
+    if out is not None:
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir()
     start = time.perf_counter()
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
     status = Path(f"/proc/{proc.pid}/status")
@@ -144,6 +151,7 @@ def main() -> int:
         size_mb = capture.stat().st_size / 1e6
 
         parse = parse_seconds(capture)
+        out, ff_out = tmp / "out", tmp / "ff-out"
         convert_args = [
             python,
             "-m",
@@ -151,25 +159,26 @@ def main() -> int:
             "convert",
             str(capture),
             "--out",
-            str(tmp / "out"),
+            str(out),
         ]
         ffmpeg_args = [
             "ffmpeg", "-y", "-v", "error", "-i", str(ordinary),
-            "-map", "0:a:0", str(tmp / "ff-cu.wav"), "-map", "0:a:1", str(tmp / "ff-op.wav"),
-            "-filter_complex", "[0:a:0][0:a:1]amerge=inputs=2[s]", "-map", "[s]", str(tmp / "ff-stereo.wav"),
+            "-map", "0:a:0", str(ff_out / "cu.wav"), "-map", "0:a:1", str(ff_out / "op.wav"),
+            "-filter_complex", "[0:a:0][0:a:1]amerge=inputs=2[s]", "-map", "[s]", str(ff_out / "stereo.wav"),
         ]  # fmt: skip
         # One untimed run of each first: bytecode cache written, input files in the page cache.
-        timed_process(convert_args)
-        timed_process(ffmpeg_args)
+        timed_process(convert_args, out)
+        timed_process(ffmpeg_args, ff_out)
         convert_runs, ffmpeg_runs = [], []
         for _ in range(RUNS):
-            convert_runs.append(timed_process(convert_args))
-            ffmpeg_runs.append(timed_process(ffmpeg_args))
+            convert_runs.append(timed_process(convert_args, out))
+            ffmpeg_runs.append(timed_process(ffmpeg_args, ff_out))
         convert_wall, convert_rss = min(r[0] for r in convert_runs), max(r[1] for r in convert_runs)
         ffmpeg_wall, ffmpeg_rss = min(r[0] for r in ffmpeg_runs), max(r[1] for r in ffmpeg_runs)
         direct_wall, direct_rss = min(
             timed_process(
-                [python, "-m", "callrec.convert", str(capture), "--out", str(tmp / "out-direct")]
+                [python, "-m", "callrec.convert", str(capture), "--out", str(tmp / "out-direct")],
+                tmp / "out-direct",
             )
             for _ in range(RUNS)
         )
