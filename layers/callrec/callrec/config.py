@@ -38,6 +38,18 @@ def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class LogSettings:
+    """What every function may log: personal data only when LOG_PERSONAL_DATA is true."""
+
+    log_personal_data: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> LogSettings:
+        env = os.environ if environ is None else environ
+        return cls(log_personal_data=_flag(env, "LOG_PERSONAL_DATA", default=False))
+
+
+@dataclass(frozen=True, slots=True)
 class SendEventSettings:
     """Settings of the contact-flow Lambda."""
 
