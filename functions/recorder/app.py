@@ -22,10 +22,11 @@ from callrec.config import RecorderSettings
 from callrec.events import StartRecord
 from callrec.handoff import Invoker, RecorderCommand
 from callrec.kvs import MediaSource
+from callrec.logs import PersonalDataFormatter, masked_invocation
 from callrec.recorder import Outcome, Recorder
 from callrec.recordings import RecordingStore
 
-logger = Logger()
+logger = Logger(logger_formatter=PersonalDataFormatter())
 tracer = Tracer()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
@@ -48,7 +49,16 @@ def default_recorder() -> Recorder:
 
 
 def register(recorder: Recorder, record: KinesisStreamRecord) -> None:
-    recorder.register(StartRecord.from_json(record.kinesis.data_as_bytes()))
+    # A batch holds many contacts: the key is this record's only (send_event partitions by
+    # contact id, so even a record that does not parse names its contact).
+    with logger.append_context_keys(contact_id=record.kinesis.partition_key):
+        try:
+            recorder.register(StartRecord.from_json(record.kinesis.data_as_bytes()))
+        except Exception:
+            logger.exception(
+                "start record not registered", sequence_number=record.kinesis.sequence_number
+            )
+            raise
 
 
 def publish_metrics(outcome: Outcome) -> None:
@@ -66,8 +76,10 @@ def publish_metrics(outcome: Outcome) -> None:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+# Errors are not recorded in the trace: their messages may quote the contact's data.
+@tracer.capture_lambda_handler(capture_error=False)
 @metrics.log_metrics
+@masked_invocation(logger)
 def lambda_handler(
     event: dict[str, Any], context: LambdaContext, recorder: Recorder | None = None
 ) -> dict[str, Any]:

@@ -18,8 +18,9 @@ from callrec.config import SendEventSettings
 from callrec.errors import CallrecError
 from callrec.events import start_record_from_contact_flow
 from callrec.kinesis import StartRecordPublisher
+from callrec.logs import PersonalDataFormatter, masked_invocation
 
-logger = Logger()
+logger = Logger(logger_formatter=PersonalDataFormatter())
 tracer = Tracer()
 metrics = Metrics()
 
@@ -38,8 +39,10 @@ def default_publisher() -> StartRecordPublisher:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+# Errors are not recorded in the trace: their messages may quote the contact's data.
+@tracer.capture_lambda_handler(capture_error=False)
 @metrics.log_metrics
+@masked_invocation(logger)
 def lambda_handler(
     event: dict[str, Any], context: LambdaContext, publisher: StartRecordPublisher | None = None
 ) -> dict[str, str]:

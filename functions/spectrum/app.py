@@ -14,14 +14,15 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from callrec.spectrogram_store import SpectrogramStore
+from callrec.logs import PersonalDataFormatter, masked_invocation
+from callrec.spectrogram_store import RecordingKey, SpectrogramStore
 from callrec.spectrum_config import SpectrumSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
 
-logger = Logger()
+logger = Logger(logger_formatter=PersonalDataFormatter())
 tracer = Tracer()
 metrics = Metrics()
 
@@ -32,8 +33,10 @@ def default_store() -> SpectrogramStore:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+# Errors are not recorded in the trace: their messages may quote the contact's data.
+@tracer.capture_lambda_handler(capture_error=False)
 @metrics.log_metrics
+@masked_invocation(logger)
 def lambda_handler(
     event: dict[str, Any],
     context: LambdaContext,
@@ -44,7 +47,12 @@ def lambda_handler(
     store = default_store()
     if s3 is not None and dynamodb is not None:  # test seam: clients pointed elsewhere
         store = SpectrogramStore(store.settings, s3=s3, dynamodb=dynamodb)
-    results = [store.render(r.s3.bucket.name, r.s3.get_object.key) for r in S3Event(event).records]
+    results = []
+    for record in S3Event(event).records:
+        key = record.s3.get_object.key
+        # Per object: one event may carry several contacts' recordings.
+        with logger.append_context_keys(contact_id=RecordingKey.contact_id_of(key)):
+            results.append(store.render(record.s3.bucket.name, key))
     return {
         "results": [
             {"key": r.key, "outcome": r.outcome, "image": r.spectrogram_key} for r in results

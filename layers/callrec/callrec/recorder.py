@@ -174,11 +174,12 @@ class Recorder:
         """Start an invocation for each recording whose lease expired; returns their ids."""
         resumed: list[str] = []
         for contact_id in self.store.expired_leases(limit=limit):
-            try:
-                self.invoker.start(contact_id, reason="sweep")
-            except HandOffError:
-                logger.exception("cannot resume stalled recording", contact_id=contact_id)
-                continue
+            with logger.append_context_keys(contact_id=contact_id):  # per contact, then removed
+                try:
+                    self.invoker.start(contact_id, reason="sweep")
+                except HandOffError:
+                    logger.exception("cannot resume stalled recording")
+                    continue
             resumed.append(contact_id)
         if resumed:
             logger.warning("resumed stalled recordings", count=len(resumed), contact_ids=resumed)

@@ -100,6 +100,12 @@ class RecordingKey:
             ) from None
         return cls(match["date"], match["contact_id"], start, match["kind"])
 
+    @staticmethod
+    def contact_id_of(key: str) -> str | None:
+        """The contact id in a recording's key, for log lines; None for any other key."""
+        match = RECORDING_KEY.search(key)
+        return match["contact_id"] if match else None
+
     def spectrogram_key(self, prefix: str) -> str:
         """Where this recording's image goes: the same path under the spectrograms prefix."""
         return f"{prefix}{self.date}/{self.contact_id}/{self.start:{START_FORMAT}}-{self.kind}.png"
