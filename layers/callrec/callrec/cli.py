@@ -1,4 +1,5 @@
-"""The `callrec` command line: one subcommand per job (convert, inspect, replay, demo, urls, view).
+"""The `callrec` command line: one subcommand per job (convert, inspect, replay, demo, urls, view,
+rerecord).
 
 Each subcommand lives with the module it drives, which exposes `register(subparsers)`; modules
 are listed here and imported when the parser is built. Dev-only commands (the local stack,
@@ -16,7 +17,12 @@ from collections.abc import Sequence
 from callrec import __version__
 
 # Modules of the deployed package that contribute subcommands.
-COMMAND_MODULES: tuple[str, ...] = ("callrec.viewing", "callrec.convert", "callrec.inspect")
+COMMAND_MODULES: tuple[str, ...] = (
+    "callrec.viewing",
+    "callrec.convert",
+    "callrec.inspect",
+    "callrec.rerecord",
+)
 # Dev-only modules (devtools/callrec_local) that contribute subcommands when installed.
 LOCAL_COMMAND_MODULES: tuple[str, ...] = ("callrec_local.cli",)
 

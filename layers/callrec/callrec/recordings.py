@@ -10,6 +10,9 @@ One item per contact (key `contact_id`). Its life:
   duplicate or racing invocation can never overwrite newer progress: it gets `LeaseLost`.
 - While RECORDING the item carries `active`, the key of the sparse index that the sweeper
   reads to find recordings whose lease expired without a hand-off (a lost link in the chain).
+- `reset` (`callrec rerecord`) turns a finished or stalled recording back into the item
+  `register` wrote, under a new generation, so that the call is recorded again from its start
+  and no stale invocation can write to it; it counts `rerecords` and notes `rerecorded_at`.
 
 The checkpoint itself is an opaque JSON document owned by the recorder; this module stores it
 and knows nothing of its content.
@@ -20,7 +23,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -53,6 +56,14 @@ class NotRecording(CallrecError):
     """The recording does not exist or is already COMPLETED or FAILED."""
 
 
+class UnknownRecording(CallrecError):
+    """No recording was ever registered for the contact."""
+
+
+class RecordingInProgress(CallrecError):
+    """The recording is RECORDING under a live lease: an invocation is recording it now."""
+
+
 @dataclass(frozen=True, slots=True)
 class Lease:
     """This invocation's hold on one recording."""
@@ -73,6 +84,46 @@ class Recording:
     generation: int
     checkpoint: Mapping[str, Any] | None
     lease_expires_at: int
+    lease_owner: str | None = None
+    # What `finish` stored (None or empty while RECORDING), for the operator's summary.
+    reason: str | None = None
+    duration_seconds: float | None = None
+    keys: Mapping[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    gaps_filled: int = 0
+    rerecords: int = 0
+
+    def lease_is_live(self, now: float) -> bool:
+        """True while an invocation holds, or is about to take, this RECORDING recording."""
+        return self.status == RECORDING and self.lease_expires_at > now
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Recording:
+        """From a DynamoDB item in the low-level client's attribute-value form."""
+        checkpoint = item.get("checkpoint", {}).get("S")
+        duration = item.get("duration_seconds", {}).get("N")
+        return cls(
+            contact_id=item["contact_id"]["S"],
+            status=item["status"]["S"],
+            start_record=StartRecord.from_json(item["start_record"]["S"]),
+            generation=int(item["generation"]["N"]),
+            checkpoint=json.loads(checkpoint) if checkpoint else None,
+            lease_expires_at=int(item.get("lease_expires_at", {}).get("N", "0")),
+            lease_owner=item.get("lease_owner", {}).get("S"),
+            reason=item.get("reason", {}).get("S"),
+            duration_seconds=None if duration is None else float(duration),
+            keys={k: v["S"] for k, v in item.get("keys", {}).get("M", {}).items()},
+            warnings=tuple(w["S"] for w in item.get("warnings", {}).get("L", [])),
+            gaps_filled=int(item.get("gaps_filled", {}).get("N", "0")),
+            rerecords=int(item.get("rerecords", {}).get("N", "0")),
+        )
+
+
+# What `register` writes that describes the call itself: `reset` keeps these and rewrites or
+# removes every other attribute (checkpoint, result, images), whatever `finish` stored.
+CALL_ATTRIBUTES = frozenset(
+    {"contact_id", "start_record", "stream_arn", "registered_at", "expires_at"}
+)
 
 
 class RecordingStore:
@@ -138,15 +189,7 @@ class RecordingStore:
         item = response.get("Item")
         if item is None:
             return None
-        checkpoint = item.get("checkpoint", {}).get("S")
-        return Recording(
-            contact_id=contact_id,
-            status=item["status"]["S"],
-            start_record=StartRecord.from_json(item["start_record"]["S"]),
-            generation=int(item["generation"]["N"]),
-            checkpoint=json.loads(checkpoint) if checkpoint else None,
-            lease_expires_at=int(item.get("lease_expires_at", {}).get("N", "0")),
-        )
+        return Recording.from_item(item)
 
     def acquire(self, contact_id: str, owner: str, lease_seconds: int) -> tuple[Lease, Recording]:
         """Take the lease of a RECORDING whose lease is free or expired.
@@ -192,19 +235,8 @@ class RecordingStore:
                 f"contact {contact_id}: lease held by {old.get('lease_owner', {}).get('S')} "
                 f"until {old['lease_expires_at']['N']} (now {now})"
             ) from None
-        item = response["Attributes"]
-        generation = int(item["generation"]["N"])
-        checkpoint = item.get("checkpoint", {}).get("S")
-        lease = Lease(contact_id, generation, owner, expires)
-        recording = Recording(
-            contact_id=contact_id,
-            status=RECORDING,
-            start_record=StartRecord.from_json(item["start_record"]["S"]),
-            generation=generation,
-            checkpoint=json.loads(checkpoint) if checkpoint else None,
-            lease_expires_at=expires,
-        )
-        return lease, recording
+        recording = Recording.from_item(response["Attributes"])
+        return Lease(contact_id, recording.generation, owner, expires), recording
 
     def checkpoint(
         self, lease: Lease, checkpoint: Mapping[str, Any], *, lease_seconds: int | None = None
@@ -282,6 +314,94 @@ class RecordingStore:
         update = "SET " + ", ".join(sets) + " REMOVE active, lease_owner"
         self._conditional_update(lease, update, values, what=status.lower(), names=names)
 
+    def reset(self, contact_id: str, *, grace_seconds: int = 60) -> Recording:
+        """Make a recording new again, to be recorded from the call's start; returns it.
+
+        The item becomes what `register` wrote (status RECORDING, unclaimed for
+        `grace_seconds`, no checkpoint, no result, no images) under the next generation, so
+        every write of an invocation still holding an older lease fails with `LeaseLost`. The
+        call's own attributes (start record, stream, registration time, TTL) are kept;
+        `rerecords` counts the resets and `rerecorded_at` says when the last one was made.
+
+        Raises `UnknownRecording` if the contact was never registered, `RecordingInProgress`
+        if it is RECORDING under a live lease, and `LeaseLost` if the item changed between
+        reading and resetting it (another reset won, or an invocation took the lease).
+        """
+        try:
+            response = self._client.get_item(
+                TableName=self._table, Key={"contact_id": {"S": contact_id}}, ConsistentRead=True
+            )
+        except ClientError as exc:
+            raise RecordingStoreError(
+                f"contact {contact_id}: cannot read the recording: {exc}"
+            ) from exc
+        item = response.get("Item")
+        if item is None:
+            raise UnknownRecording(
+                f"no recording of contact {contact_id} in table {self._table}"
+            ) from None
+        now = int(self._clock())
+        current = Recording.from_item(item)
+        sets = {
+            "status": {"S": RECORDING},
+            "active": {"S": ACTIVE},
+            "generation": {"N": str(current.generation + 1)},
+            "lease_owner": {"S": UNCLAIMED},
+            "lease_expires_at": {"N": str(now + grace_seconds)},
+            "updated_at": {"N": str(now)},
+            "rerecorded_at": {"N": str(now)},
+            "rerecords": {"N": str(current.rerecords + 1)},
+        }
+        # Images too: the spectrum function adds them again for the new WAVs.
+        removed = sorted((set(item) | {"spectrogram_keys"}) - CALL_ATTRIBUTES - set(sets))
+        names = {f"#s{n}": name for n, name in enumerate(sets)}
+        names |= {f"#x{n}": name for n, name in enumerate(removed)}
+        values = {f":s{n}": value for n, value in enumerate(sets.values())}
+        update = "SET " + ", ".join(f"#s{n} = :s{n}" for n in range(len(sets)))
+        if removed:
+            update += " REMOVE " + ", ".join(f"#x{n}" for n in range(len(removed)))
+        try:
+            updated = self._client.update_item(
+                TableName=self._table,
+                Key={"contact_id": {"S": contact_id}},
+                UpdateExpression=update,
+                # Exactly the item read, and no live lease: a concurrent reset or acquire bumps
+                # the generation, a finish changes the status, a checkpoint extends the lease.
+                ConditionExpression=(
+                    "generation = :generation AND #st = :status "
+                    "AND (#st <> :recording OR lease_expires_at <= :now)"
+                ),
+                ExpressionAttributeNames={"#st": "status", **names},
+                ExpressionAttributeValues={
+                    **values,
+                    ":generation": {"N": str(current.generation)},
+                    ":status": {"S": current.status},
+                    ":recording": {"S": RECORDING},
+                    ":now": {"N": str(now)},
+                },
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if _code(exc) != "ConditionalCheckFailedException":
+                raise RecordingStoreError(
+                    f"contact {contact_id}: cannot reset the recording: {exc}"
+                ) from exc
+            old: dict[str, Any] = dict(exc.response.get("Item") or {})  # type: ignore[call-overload]
+            if not old:
+                raise UnknownRecording(
+                    f"no recording of contact {contact_id} in table {self._table}"
+                ) from None
+            changed = Recording.from_item(old)
+            if changed.lease_is_live(now):
+                raise RecordingInProgress(_in_progress(changed, now)) from None
+            raise LeaseLost(
+                f"contact {contact_id}: reset refused: the recording changed while it was being "
+                f"reset (generation {current.generation} {current.status}, now generation "
+                f"{changed.generation} {changed.status}); another rerecord may have won"
+            ) from None
+        return Recording.from_item(updated["Attributes"])
+
     def expired_leases(self, limit: int = 100) -> Iterator[str]:
         """Contact ids of RECORDING recordings whose lease has expired, oldest first."""
         now = int(self._clock())
@@ -330,6 +450,19 @@ class RecordingStore:
 
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _in_progress(recording: Recording, now: int) -> str:
+    holder = (
+        "waiting for its next invocation"
+        if recording.lease_owner == UNCLAIMED
+        else f"lease held by {recording.lease_owner}"
+    )
+    return (
+        f"contact {recording.contact_id} is being recorded right now (status {RECORDING}, "
+        f"{holder} for {recording.lease_expires_at - now} s more): wait until it is "
+        f"{COMPLETED} or {FAILED}, or until its lease expires"
+    )
 
 
 def _dump(checkpoint: Mapping[str, Any]) -> str:

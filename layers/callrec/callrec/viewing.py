@@ -128,10 +128,10 @@ def _client_config(endpoint_url: str | None) -> Config:
     return Config(signature_version="s3v4")
 
 
-def stack_target(
+def stack_outputs(
     stack: str, *, region: str | None = None, endpoint_url: str | None = None
-) -> Target:
-    """Table and bucket names from a deployed stack's Outputs (CloudFormation DescribeStacks)."""
+) -> dict[str, str]:
+    """A deployed stack's Outputs by name (CloudFormation DescribeStacks)."""
     import boto3  # noqa: PLC0415 - see the imports
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
@@ -141,7 +141,14 @@ def stack_target(
         [described] = cloudformation.describe_stacks(StackName=stack)["Stacks"]
     except (ClientError, BotoCoreError) as exc:
         raise ViewingError(f"cannot describe stack {stack!r}: {exc}") from exc
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+
+
+def stack_target(
+    stack: str, *, region: str | None = None, endpoint_url: str | None = None
+) -> Target:
+    """Table and bucket names from a deployed stack's Outputs."""
+    outputs = stack_outputs(stack, region=region, endpoint_url=endpoint_url)
     missing = [name for name in (TABLE_OUTPUT, BUCKET_OUTPUT) if name not in outputs]
     if missing:
         raise ViewingError(

@@ -40,7 +40,7 @@ def test_help_still_lists_every_command() -> None:
     # When the parser is built for no command in particular
     choices = cli.build_parser().format_help()
     # Then every subcommand is offered
-    for command in ("convert", "inspect", "urls", "view"):
+    for command in ("convert", "inspect", "urls", "view", "rerecord"):
         assert command in choices
 
 
