@@ -21,6 +21,12 @@ PY313 ?= $(firstword \
   $(wildcard $(HOME)/.pyenv/versions/$(PYTHON_VERSION)*/bin/python$(PYTHON_VERSION)) \
   $(shell command -v python$(PYTHON_VERSION) 2>/dev/null))
 
+# checkov supports Python up to 3.12: its tool environment gets that interpreter.
+PY312 ?= $(firstword \
+  $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12) \
+  $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) \
+  $(shell command -v python3.12 2>/dev/null))
+
 VENV := .venv
 BIN := $(VENV)/bin
 TOOLS := $(CURDIR)/.tools
@@ -55,7 +61,11 @@ $(TOOLS)/bin/sam: | $(VENV)/.installed
 $(TOOLS)/bin/cfn-lint: | $(VENV)/.installed
 	$(TOOL_ENV) $(BIN)/uv tool install -q --python $(PY313) cfn-lint==$(CFN_LINT_VERSION)
 
-tools: $(TOOLS)/bin/sam $(TOOLS)/bin/cfn-lint
+$(TOOLS)/bin/checkov: | $(VENV)/.installed
+	@test -n "$(PY312)" || { echo "error: Python 3.12 not found (checkov supports up to 3.12): looked for python3.12 on PATH and under \$$(pyenv root)/versions/3.12*; install it or pass PY312=/path/to/python3.12" >&2; exit 1; }
+	$(TOOL_ENV) $(BIN)/uv tool install -q --python $(PY312) checkov==$(CHECKOV_VERSION)
+
+tools: $(TOOLS)/bin/sam $(TOOLS)/bin/cfn-lint $(TOOLS)/bin/checkov
 
 # Debian packages the tests need (real muxers to check the reader against).
 sysdeps:
@@ -77,6 +87,8 @@ typecheck: dev
 cfn: tools
 	$(TOOLS)/bin/cfn-lint template.yaml
 	$(SAM) validate --lint --region us-east-1
+	@# Offline; every skipped check is justified in the resource's Metadata.
+	$(TOOLS)/bin/checkov -f template.yaml --framework cloudformation --skip-download --compact --quiet
 
 test: dev tools sysdeps lint typecheck cfn
 	$(BIN)/pytest -n 2 --timeout 300

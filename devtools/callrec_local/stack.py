@@ -338,8 +338,8 @@ class LocalStack:
 
     @property
     def bucket_name(self) -> str:
-        (bucket,) = self.plan.buckets.values()
-        return bucket.name
+        """The recordings bucket (the template also declares its access-log bucket)."""
+        return self.plan.outputs["RecordingsBucketName"]
 
     def function_name(self, logical_id: str) -> str:
         return self.plan.function(logical_id).name

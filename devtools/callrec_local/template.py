@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,7 +192,9 @@ class Resolver:
             else:
                 generated = f"{self.account.stack_name}-{logical_id}"
                 if resource["Type"] == "AWS::S3::Bucket":
-                    generated = generated.lower()
+                    # Bucket names are global: CloudFormation's random suffix keeps them apart,
+                    # here the account does (stacks of several accounts share one moto).
+                    generated = f"{generated}-{self.account.account_id}".lower()
                 self._names[logical_id] = generated
         return self._names[logical_id]
 
@@ -203,6 +206,8 @@ class Resolver:
         kind = self._resources[name]["Type"]
         if kind == "AWS::SQS::Queue":
             return self.queue_url(self.name(name))
+        if kind == "AWS::KMS::Key":
+            return self.key_id(name)
         if kind == "AWS::Serverless::LayerVersion":
             return self.account.arn("lambda", f"layer:{self.name(name)}:1")
         return self.name(name)
@@ -218,6 +223,7 @@ class Resolver:
             "AWS::Serverless::Function": lambda: self.account.arn("lambda", f"function:{name}"),
             "AWS::Lambda::Function": lambda: self.account.arn("lambda", f"function:{name}"),
             "AWS::Logs::LogGroup": lambda: self.account.arn("logs", f"log-group:{name}:*"),
+            "AWS::KMS::Key": lambda: self.account.arn("kms", f"key/{self.key_id(logical_id)}"),
         }
         if attribute == "Arn" and kind in arns:
             return arns[kind]()
@@ -230,6 +236,14 @@ class Resolver:
         raise TemplateError(
             f"Fn::GetAtt {logical_id}.{attribute} ({kind}) is not supported locally"
         )
+
+    def key_id(self, logical_id: str) -> str:
+        """A KMS key's id: stable for a stack and key, as CloudFormation's is for a deployment.
+
+        The local stack creates no key: moto's S3, DynamoDB, Kinesis and SQS store the key's
+        ARN as given and encrypt nothing, so the ARN only has to be well formed and stable."""
+        seed = f"{self.account.account_id}/{self.account.region}/{self.account.stack_name}/{logical_id}"
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, seed))
 
     def queue_url(self, queue_name: str) -> str:
         # moto's queue URLs: <endpoint>/<account>/<name>
@@ -536,6 +550,10 @@ class _PlanBuilder:
         if "SSESpecification" in props:
             sse = r.resolve(props["SSESpecification"])
             create["SSESpecification"] = {"Enabled": _flag(sse.get("SSEEnabled"))}
+            if "SSEType" in sse:
+                create["SSESpecification"]["SSEType"] = sse["SSEType"]
+            if "KMSMasterKeyId" in sse:
+                create["SSESpecification"]["KMSMasterKeyId"] = sse["KMSMasterKeyId"]
         ttl = props.get("TimeToLiveSpecification")
         pitr = props.get("PointInTimeRecoverySpecification", {})
         return TableSpec(
