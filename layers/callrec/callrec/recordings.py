@@ -87,11 +87,15 @@ class Recording:
     lease_owner: str | None = None
     # What `finish` stored (None or empty while RECORDING), for the operator's summary.
     reason: str | None = None
+    start: str | None = None
     duration_seconds: float | None = None
     keys: Mapping[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     gaps_filled: int = 0
     rerecords: int = 0
+    # What the recording replaced by the last rerecord said (None if it had no audio).
+    previous_start: str | None = None
+    previous_duration_seconds: float | None = None
 
     def lease_is_live(self, now: float) -> bool:
         """True while an invocation holds, or is about to take, this RECORDING recording."""
@@ -102,6 +106,7 @@ class Recording:
         """From a DynamoDB item in the low-level client's attribute-value form."""
         checkpoint = item.get("checkpoint", {}).get("S")
         duration = item.get("duration_seconds", {}).get("N")
+        previous_duration = item.get("previous_duration_seconds", {}).get("N")
         return cls(
             contact_id=item["contact_id"]["S"],
             status=item["status"]["S"],
@@ -111,11 +116,16 @@ class Recording:
             lease_expires_at=int(item.get("lease_expires_at", {}).get("N", "0")),
             lease_owner=item.get("lease_owner", {}).get("S"),
             reason=item.get("reason", {}).get("S"),
+            start=item.get("start", {}).get("S"),
             duration_seconds=None if duration is None else float(duration),
             keys={k: v["S"] for k, v in item.get("keys", {}).get("M", {}).items()},
             warnings=tuple(w["S"] for w in item.get("warnings", {}).get("L", [])),
             gaps_filled=int(item.get("gaps_filled", {}).get("N", "0")),
             rerecords=int(item.get("rerecords", {}).get("N", "0")),
+            previous_start=item.get("previous_start", {}).get("S"),
+            previous_duration_seconds=(
+                None if previous_duration is None else float(previous_duration)
+            ),
         )
 
 
@@ -321,7 +331,8 @@ class RecordingStore:
         `grace_seconds`, no checkpoint, no result, no images) under the next generation, so
         every write of an invocation still holding an older lease fails with `LeaseLost`. The
         call's own attributes (start record, stream, registration time, TTL) are kept;
-        `rerecords` counts the resets and `rerecorded_at` says when the last one was made.
+        `rerecords` counts the resets, `rerecorded_at` says when the last one was made, and
+        `previous_start` and `previous_duration_seconds` what the replaced recording said.
 
         Raises `UnknownRecording` if the contact was never registered, `RecordingInProgress`
         if it is RECORDING under a live lease, and `LeaseLost` if the item changed between
@@ -342,7 +353,7 @@ class RecordingStore:
             ) from None
         now = int(self._clock())
         current = Recording.from_item(item)
-        sets = {
+        sets: dict[str, Any] = {
             "status": {"S": RECORDING},
             "active": {"S": ACTIVE},
             "generation": {"N": str(current.generation + 1)},
@@ -352,6 +363,10 @@ class RecordingStore:
             "rerecorded_at": {"N": str(now)},
             "rerecords": {"N": str(current.rerecords + 1)},
         }
+        # Kept to compare with: a stream that no longer holds the whole call gives less.
+        if "start" in item and "duration_seconds" in item:
+            sets["previous_start"] = item["start"]
+            sets["previous_duration_seconds"] = item["duration_seconds"]
         # Images too: the spectrum function adds them again for the new WAVs.
         removed = sorted((set(item) | {"spectrogram_keys"}) - CALL_ATTRIBUTES - set(sets))
         names = {f"#s{n}": name for n, name in enumerate(sets)}

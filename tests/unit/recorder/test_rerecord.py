@@ -189,7 +189,13 @@ def test_a_finished_recording_is_reset_to_what_registration_wrote(
         "updated_at",
         "rerecorded_at",
         "rerecords",
+        "previous_start",
+        "previous_duration_seconds",
     }
+    assert (recording.previous_start, recording.previous_duration_seconds) == (
+        "2026-07-01T13:04:14Z",
+        12.5,
+    )
     # And the recorder takes it at once, from the start of the call
     _, taken = store.acquire(record.contact_id, "rerecording", lease_seconds=15)
     assert taken.checkpoint is None
@@ -463,3 +469,36 @@ def test_the_command_wants_both_names_or_neither(
 
     assert status == 2
     assert "give both --table and --function" in err
+
+
+def test_summary_says_when_the_new_recording_is_shorter_than_the_one_it_replaced(
+    store: RecordingStore, record: StartRecord, clock: Clock
+) -> None:
+    # Given a recording rerecorded after KVS dropped the first seconds of the call
+    finished(store, record, clock, COMPLETED)
+    store.reset(record.contact_id)
+    lease, _ = store.acquire(record.contact_id, "rerecording", lease_seconds=15)
+    later = {k: v.replace("130414Z", "130418Z") for k, v in FINISHED_RESULT["keys"].items()}
+    store.finish(
+        lease,
+        COMPLETED,
+        {
+            **FINISHED_RESULT,
+            "keys": later,
+            "start": "2026-07-01T13:04:18Z",
+            "duration_seconds": 8.5,
+        },
+        {"finishing": True},
+    )
+    recording = store.get(record.contact_id)
+    assert recording is not None
+
+    # Then its summary says so
+    line = summary(recording)
+
+    assert line.startswith(f"COMPLETED, contact {record.contact_id}, 8.500 s, ")
+    assert (
+        "differs from the recording it replaced (12.500 s from 2026-07-01T13:04:14Z): "
+        "the stream may no longer hold all of the call; the replaced WAVs remain at their own keys"
+    ) in line
+    assert line.endswith("rerecords 1")
