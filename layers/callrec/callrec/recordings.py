@@ -96,6 +96,7 @@ class Recording:
     # What the recording replaced by the last rerecord said (None if it had no audio).
     previous_start: str | None = None
     previous_duration_seconds: float | None = None
+    previous_keys: Mapping[str, str] = field(default_factory=dict)
 
     def lease_is_live(self, now: float) -> bool:
         """True while an invocation holds, or is about to take, this RECORDING recording."""
@@ -126,6 +127,9 @@ class Recording:
             previous_duration_seconds=(
                 None if previous_duration is None else float(previous_duration)
             ),
+            previous_keys={
+                k: v["S"] for k, v in item.get("previous_keys", {}).get("M", {}).items()
+            },
         )
 
 
@@ -332,7 +336,8 @@ class RecordingStore:
         every write of an invocation still holding an older lease fails with `LeaseLost`. The
         call's own attributes (start record, stream, registration time, TTL) are kept;
         `rerecords` counts the resets, `rerecorded_at` says when the last one was made, and
-        `previous_start` and `previous_duration_seconds` what the replaced recording said.
+        `previous_start`, `previous_duration_seconds` and `previous_keys` what the replaced
+        recording said.
 
         Raises `UnknownRecording` if the contact was never registered, `RecordingInProgress`
         if it is RECORDING under a live lease, and `LeaseLost` if the item changed between
@@ -367,6 +372,8 @@ class RecordingStore:
         if "start" in item and "duration_seconds" in item:
             sets["previous_start"] = item["start"]
             sets["previous_duration_seconds"] = item["duration_seconds"]
+        if "keys" in item:
+            sets["previous_keys"] = item["keys"]
         # Images too: the spectrum function adds them again for the new WAVs.
         removed = sorted((set(item) | {"spectrogram_keys"}) - CALL_ATTRIBUTES - set(sets))
         names = {f"#s{n}": name for n, name in enumerate(sets)}

@@ -102,8 +102,8 @@ def wait_finished(
 
 
 def summary(recording: Recording) -> str:
-    """One line: status, contact, duration, keys, gaps, warnings, reason, what was lost
-    compared with the recording replaced, and the rerecord count."""
+    """One line: status, contact, duration, keys, gaps, warnings, reason, what differs from
+    the recording replaced (and where its WAVs are, if not replaced), the rerecord count."""
     parts = [recording.status, f"contact {recording.contact_id}"]
     if recording.duration_seconds is not None:
         parts.append(f"{recording.duration_seconds:.3f} s")
@@ -119,15 +119,17 @@ def summary(recording: Recording) -> str:
         parts.append(f"reason: {recording.reason}")
     if recording.status == COMPLETED and recording.previous_duration_seconds is not None:
         lost = recording.previous_duration_seconds - (recording.duration_seconds or 0.0)
-        moved = recording.start != recording.previous_start
-        if lost > 0.0005 or moved:
-            # KVS serves what it still holds: a call partly beyond retention records shorter,
-            # and later (WAV names come from the start, so the replaced ones are not overwritten).
+        if lost > 0.0005 or recording.start != recording.previous_start:
+            # KVS serves what it still holds: a call partly beyond retention records shorter.
             parts.append(
                 f"differs from the recording it replaced ({recording.previous_duration_seconds:.3f}"
-                f" s from {recording.previous_start}): the stream may no longer hold all of the "
-                "call" + ("; the replaced WAVs remain at their own keys" if moved else "")
+                f" s from {recording.previous_start}): the stream may no longer hold all of the call"
             )
+    # WAV names come from the call's start: a recording that starts later (or has no audio)
+    # leaves the replaced WAVs where they were, no longer named by the item's keys.
+    left = [key for key in recording.previous_keys.values() if key not in recording.keys.values()]
+    if left:
+        parts.append("the replaced WAVs remain at " + " ".join(sorted(left)))
     parts.append(f"rerecords {recording.rerecords}")
     return ", ".join(parts)
 

@@ -191,7 +191,9 @@ def test_a_finished_recording_is_reset_to_what_registration_wrote(
         "rerecords",
         "previous_start",
         "previous_duration_seconds",
+        "previous_keys",
     }
+    assert recording.previous_keys == FINISHED_RESULT["keys"]
     assert (recording.previous_start, recording.previous_duration_seconds) == (
         "2026-07-01T13:04:14Z",
         12.5,
@@ -499,6 +501,7 @@ def test_summary_says_when_the_new_recording_is_shorter_than_the_one_it_replaced
     assert line.startswith(f"COMPLETED, contact {record.contact_id}, 8.500 s, ")
     assert (
         "differs from the recording it replaced (12.500 s from 2026-07-01T13:04:14Z): "
-        "the stream may no longer hold all of the call; the replaced WAVs remain at their own keys"
+        "the stream may no longer hold all of the call, the replaced WAVs remain at "
+        + " ".join(sorted(FINISHED_RESULT["keys"].values()))
     ) in line
     assert line.endswith("rerecords 1")
