@@ -75,11 +75,12 @@ def publish_metrics(outcome: Outcome) -> None:
         metrics.add_metric(name="ReadLag", unit=MetricUnit.Milliseconds, value=outcome.read_lag_ms)
 
 
-@logger.inject_lambda_context(clear_state=True)
-# Errors are not recorded in the trace: their messages may quote the contact's data.
+# Errors are not kept as trace metadata: their messages may quote the contact's data.
 @tracer.capture_lambda_handler(capture_error=False)
-@metrics.log_metrics
+# Inside the tracer (which records the raised error's message), outside the event logging.
 @masked_invocation(logger)
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
 def lambda_handler(
     event: dict[str, Any], context: LambdaContext, recorder: Recorder | None = None
 ) -> dict[str, Any]:

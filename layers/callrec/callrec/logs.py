@@ -193,7 +193,8 @@ Handler = Callable[Concatenate[dict[str, Any], P], R]
 def masked_invocation(
     logger: Logger, settings: Callable[[], LogSettings] = LogSettings.from_env
 ) -> Callable[[Handler[P, R]], Handler[P, R]]:
-    """Decorate a handler (innermost): its event's personal values masked in every line it logs.
+    """Decorate a handler inside the tracer, outside Logger.inject_lambda_context: the event's
+    personal values are masked in every line the invocation logs (the logged event included).
 
     LOG_PERSONAL_DATA is read once, on the first invocation; until then, and whenever it is
     false, lines are masked. An exception the handler raises is masked in place before it
