@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -49,3 +50,26 @@ class FakeLambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return self.remaining_ms
+
+
+def log_to_stdout(app: ModuleType, monkeypatch: Any) -> None:
+    """Send the function logger's lines to whatever sys.stdout is when they are written (capsys
+    swaps it between a test's phases), for this test only.
+
+    Powertools' handler keeps the stream it was created with, at the first import of a handler.
+    """
+    monkeypatch.setattr(app.logger.registered_handler, "stream", _CurrentStdout())
+
+
+class _CurrentStdout:
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+def log_lines(out: str) -> list[dict[str, Any]]:
+    """The JSON log lines in captured stdout (EMF metric blobs, which have no level, left out)."""
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return [line for line in lines if "level" in line]
