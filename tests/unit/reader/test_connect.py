@@ -20,6 +20,7 @@ from callrec.fragments import (
     FragmentReader,
 )
 from callrec.mkv import MkvError
+from callrec.wav import WavFileWriter
 from callrec_local import producer as p
 
 CONTACT = "87718f4a-d2ed-476a-ad11-f496ab09b3f8"
@@ -262,6 +263,32 @@ def test_convert_writes_three_wavs_named_after_the_start(tmp_path: Path) -> None
     assert result.contact_id == CONTACT
     assert result.gaps == 1
     assert "1 gaps filled" in result.summary()
+
+
+def test_a_failed_write_is_raised_by_convert_and_the_files_are_still_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a disk that fills up after the first writes (the WAVs are written by a thread)
+    written: list[int] = []
+    real_write = WavFileWriter.write
+
+    def write(self: WavFileWriter, pcm: bytes) -> None:
+        if len(written) >= 5:
+            raise OSError(28, "No space left on device")
+        written.append(len(pcm))
+        real_write(self, pcm)
+
+    monkeypatch.setattr(WavFileWriter, "write", write)
+    capture = p.encode_capture(list(make_call(6.0).fragments()))
+
+    # When converting, then the error reaches the caller, and every file got its header
+    with pytest.raises(OSError, match="No space left"):
+        convert(io.BytesIO(capture), tmp_path / "out", chunk_size=4096)
+    files = sorted((tmp_path / "out").iterdir())
+    assert len(files) == 3
+    for path in files:
+        with wave.open(str(path), "rb") as w:
+            assert w.getnframes() * w.getnchannels() * 2 == path.stat().st_size - 44
 
 
 def test_convert_without_connect_audio_says_why(tmp_path: Path) -> None:
