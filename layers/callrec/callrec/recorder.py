@@ -48,7 +48,7 @@ from callrec.kvs import (
 )
 from callrec.mkv import MkvError
 from callrec.recordings import COMPLETED, FAILED, LeaseLost, NotRecording, RecordingStore
-from callrec.s3parts import OutputSpec, StagedRecording
+from callrec.s3parts import COPY_WORKERS, OutputSpec, StagedRecording
 from callrec.wav import recording_basename
 
 if TYPE_CHECKING:
@@ -68,6 +68,12 @@ MEDIA_GONE_CODES = frozenset({"FRAGMENT_NOT_FOUND", "3000", "4000", "4500"})
 # Invocations in a row that may take the lease without the recording advancing before it
 # is declared FAILED (a poison stream or a bug must not be resumed forever).
 MAX_RESUMES_WITHOUT_PROGRESS = 5
+# Time an assembly may take (beyond the hand-off margin): a few round trips per output, and
+# the part copies, COPY_WORKERS at a time, at a conservative half second each.
+ASSEMBLY_BASE_S = 5.0
+TIMEOUT_HANDOFF = "the invocation's time is nearly up"
+ASSEMBLY_HANDOFF = "the call is over; a fresh invocation assembles the WAVs"
+ASSEMBLY_SECONDS_PER_SEGMENT = 0.5 / COPY_WORKERS
 STEREO_HELD = "stereo-held"
 
 
@@ -129,7 +135,7 @@ class CallOver(Exception):
 
 
 class TimeToHandOff(Exception):
-    """Raised inside the read loop when the invocation must hand off (internal)."""
+    """Raised when the invocation must hand off (internal); its message says why."""
 
 
 class Recorder:
@@ -223,23 +229,28 @@ class _Session:
         self.record = recording.start_record
         try:
             self._restore(recording.checkpoint or {})
+            # A recording already finishing ends as it was decided; this invocation has the
+            # whole of its time for the assembly.
+            status, reason = self.finish_status or COMPLETED, self.finish_reason
             stalled = self.lease.generation - self.progress_generation
             if not self.finishing and stalled > MAX_RESUMES_WITHOUT_PROGRESS:
-                return self._finish(
-                    FAILED, f"no progress in {stalled} invocations in a row (see the logs)"
+                status, reason = (
+                    FAILED,
+                    f"no progress in {stalled} invocations in a row (see the logs)",
                 )
-            if not self.finishing:
-                self._read_until_the_call_ends()
-            return self._finish(COMPLETED, None)
-        except TimeToHandOff:
-            return self._hand_off()
+            elif not self.finishing:
+                try:
+                    self._read_until_the_call_ends()
+                except (MediaError, MkvError, AlignmentError) as exc:
+                    # Permanent for this recording: keep what was recorded, say why it stopped.
+                    logger.error("recording stopped", reason=str(exc))
+                    status, reason = FAILED, str(exc)
+            return self._finish(status, reason)
+        except TimeToHandOff as why:
+            return self._hand_off(str(why))
         except LeaseLost as exc:
             logger.warning("lease lost: another invocation has the recording", detail=str(exc))
             return Outcome(self.contact_id, "skipped", str(exc))
-        except (MediaError, MkvError, AlignmentError) as exc:
-            # Permanent for this recording: keep what was recorded, say why it stopped.
-            logger.error("recording stopped", reason=str(exc))
-            return self._finish(FAILED, str(exc))
 
     # ----------------------------------------------------------------- checkpoint
     def _restore(self, checkpoint: Mapping[str, Any]) -> None:
@@ -249,6 +260,9 @@ class _Session:
         self.progress = _Progress.from_json(checkpoint.get("progress", {}))
         self.token: str | None = checkpoint.get("continuation_token")
         self.finishing = bool(checkpoint.get("finishing", False))
+        self.finish_status: str | None = checkpoint.get("finish_status")
+        self.finish_reason: str | None = checkpoint.get("finish_reason")
+        self.resumed_finishing = self.finishing
         self.progress_generation = int(checkpoint.get("progress_generation", self.lease.generation))
         self.staged = StagedRecording(
             self.r.s3,
@@ -272,6 +286,8 @@ class _Session:
             "progress": self.progress.to_json(),
             "progress_generation": self.progress_generation,
             "finishing": self.finishing,
+            "finish_status": self.finish_status,
+            "finish_reason": self.finish_reason,
             # Staged last: every byte it names is in S3 before DynamoDB hears of it.
             "staging": self.staged.snapshot({STEREO_HELD: self.muxer.held()}),
         }
@@ -392,25 +408,30 @@ class _Session:
         self.progress.warnings.append(f"media lost (beyond the stream's retention): {detail}")
         logger.warning("media lost", detail=detail)
 
+    def _assembly_would_overrun(self) -> bool:
+        seconds = ASSEMBLY_BASE_S + self.staged.segments * ASSEMBLY_SECONDS_PER_SEGMENT
+        return self.remaining_ms() / 1000 - self.margin_s < seconds
+
     def _deadline(self) -> float:
         return self.r.monotonic() + max(0.0, self.remaining_ms() / 1000 - self.margin_s)
 
     def _check_time(self) -> None:
         if self.remaining_ms() / 1000 <= self.margin_s:
-            raise TimeToHandOff
+            raise TimeToHandOff(TIMEOUT_HANDOFF)
 
     # ----------------------------------------------------------------- endings
-    def _hand_off(self) -> Outcome:
+    def _hand_off(self, detail: str) -> Outcome:
         self.progress.handoffs += 1
         self._checkpoint(release=True)
         try:
             self.r.invoker.start(self.contact_id, reason="handoff")
         except HandOffError:
             logger.exception("hand-off failed; the sweeper will resume the recording")
-        logger.info("handed off", fragments=self.progress.fragments)
+        logger.info("handed off", fragments=self.progress.fragments, detail=detail)
         return Outcome(
             self.contact_id,
             "handed_off",
+            detail,
             fragments=self.progress.fragments,
             read_lag_ms=self.read_lag_ms,
         )
@@ -419,7 +440,12 @@ class _Session:
         if not self.finishing:
             self._write(self.aligner.finish())
             self.finishing = True
+            self.finish_status, self.finish_reason = status, reason
             self._checkpoint()
+        if not self.resumed_finishing and self._assembly_would_overrun():
+            # The call ended late in this invocation: a fresh one assembles, with its whole
+            # time, rather than this one being killed halfway and resumed by the sweeper.
+            raise TimeToHandOff(ASSEMBLY_HANDOFF)
         result: dict[str, Any] = {
             "fragments": self.progress.fragments,
             "first_fragment_number": self.progress.first_fragment,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,10 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 SEGMENT_BYTES = 5 * 1024 * 1024
+
+
+# Part copies an assembly runs at once.
+COPY_WORKERS = 8
 
 
 class StorageError(CallrecError):
@@ -85,6 +90,11 @@ class StagedRecording:
         self._extra_keys: dict[str, str] = {}
         if state:
             self._restore(state)
+
+    @property
+    def segments(self) -> int:
+        """Staged segments across the outputs: the part copies an assembly makes."""
+        return sum(len(out.segments) for out in self._outputs.values())
 
     @property
     def data_bytes(self) -> dict[str, int]:
@@ -219,7 +229,8 @@ class StagedRecording:
             Bucket=self._bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=header + first
         )["ETag"]
         parts: list[dict[str, Any]] = [{"PartNumber": 1, "ETag": etag}]
-        for number, segment in enumerate(out.segments[1:], start=2):
+
+        def copy(number: int, segment: str) -> dict[str, Any]:
             copied = self._s3.upload_part_copy(
                 Bucket=self._bucket,
                 Key=key,
@@ -227,7 +238,13 @@ class StagedRecording:
                 PartNumber=number,
                 CopySource={"Bucket": self._bucket, "Key": segment},
             )
-            parts.append({"PartNumber": number, "ETag": copied["CopyPartResult"]["ETag"]})
+            return {"PartNumber": number, "ETag": copied["CopyPartResult"]["ETag"]}
+
+        # Server-side copies, each a round trip of S3's: a few at once (boto3 clients are
+        # thread-safe, and keep up to 10 connections) make a long call's assembly several
+        # times shorter. map() keeps the part order and raises the first failure.
+        with ThreadPoolExecutor(COPY_WORKERS, thread_name_prefix="part-copy") as pool:
+            parts.extend(pool.map(copy, range(2, len(out.segments) + 1), out.segments[1:]))
         if out.buffer:
             etag = self._s3.upload_part(
                 Bucket=self._bucket,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from callrec.events import StartRecord, start_record_from_contact_flow
 from callrec.fragments import TRACK_TO_CUSTOMER
+from callrec.recorder import ASSEMBLY_HANDOFF
 from callrec_local.lambda_runtime import Invocation
 from callrec_local.producer import Gap
 from callrec_local.simulator import CallScript
@@ -57,6 +58,40 @@ def test_a_call_is_recorded_exactly_through_handoffs(
     invocations = pipeline.stack.wait_for(lambda i: "completed" in outcomes(i), timeout_s=30)
     assert outcomes(invocations).count("completed") == 1
     assert float(item["duration_seconds"]["N"]) == len(truth.customer) / 2 / 8000
+
+
+def test_a_call_ending_late_in_an_invocation_is_assembled_by_a_fresh_one(
+    make_pipeline: PipelineMaker, tmp_path: Path
+) -> None:
+    # Given invocations of 8 s that hand off 4 s before their end (more than a GetMedia read
+    # can wait for data here): whichever sees the call end, after 2 s without fragments, has
+    # less time left than an assembly may take
+    pipeline = make_pipeline(speed=5.0, recorder_timeout_s=8.0, handoff_margin_s=4)
+
+    # When a 20-second call is recorded
+    played = pipeline.simulator.play(CallScript(seconds=20, seed=11))
+    played.wait(timeout=60)
+    item = pipeline.wait_finished(played.contact_id)
+
+    # Then that invocation handed the assembly to a fresh one, which completed it: no
+    # invocation ran into its timeout, and the files are exact
+    def records(invocations: list[Invocation]) -> list[Invocation]:
+        return [i for i in invocations if i.event.get("action") == "record" and i.ended_at]
+
+    invocations = records(
+        pipeline.stack.wait_for(
+            lambda i: any((r.result or {}).get("action") == "completed" for r in records(i)),
+            timeout_s=30,
+        )
+    )
+    assert [i.error for i in invocations if i.error] == []
+    outcomes = [(i.result["action"], i.result["detail"]) for i in invocations]
+    assert outcomes[-2:] == [("handed_off", ASSEMBLY_HANDOFF), ("completed", "")]
+    assert item["status"]["S"] == "COMPLETED", item
+    recorded = pipeline.download(item)
+    reference = converted(played, tmp_path)
+    for name in OUTPUTS:
+        assert recorded[name] == reference[name], name
 
 
 def test_killed_invocations_lose_and_repeat_nothing(
