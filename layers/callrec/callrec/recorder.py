@@ -381,6 +381,8 @@ class _Session:
         if decision is ContactDecision.END:
             raise CallOver
         if decision is ContactDecision.KEEP:
+            if self.progress.first_fragment is None:
+                self._check_call_start(event)
             self._write(self.aligner.add_fragment(event))
             self.progress.fragments += 1
             self.progress.first_fragment = self.progress.first_fragment or event.fragment_number
@@ -402,6 +404,22 @@ class _Session:
         stereo = self.muxer.push(aligned.cu, aligned.op)
         if stereo:
             self.staged.write("stereo", stereo)
+
+    def _check_call_start(self, fragment: Fragment) -> None:
+        """Connect's start fragment is the contact's first: a recording whose first fragment
+        comes later lost the call's start (KVS no longer held it when the recording began)."""
+        first, expected = fragment.fragment_number, self.record.start_fragment_number
+        if (
+            first
+            and expected
+            and first.isdigit()
+            and expected.isdigit()
+            and int(first) > int(expected)
+        ):
+            self._media_lost(
+                f"the call's start: its first fragment {expected} was not served, "
+                f"the recording begins at fragment {first}"
+            )
 
     def _media_lost(self, detail: str) -> None:
         self.progress.media_lost += 1

@@ -169,6 +169,31 @@ def test_reused_stream_gap_duplicates_and_twice_delivered_start_records(
     assert all(i.ok for i in registrations)
 
 
+def test_a_call_whose_start_is_beyond_retention_is_recorded_from_what_is_left_and_says_so(
+    make_pipeline: PipelineMaker,
+) -> None:
+    # Given a stream keeping 4 s of media, and a contact flow that reaches its Lambda block
+    # 12 s into the call: when the recording begins, the call's first seconds are gone
+    pipeline = make_pipeline(speed=4.0, recorder_timeout_s=20.0, handoff_margin_s=4)
+    played = pipeline.simulator.play(CallScript(seconds=24, seed=13, invoke_after_ms=12_000))
+    stream = pipeline.kvs.stream(played.stream_name)
+    with stream.cond:
+        stream.retention_ms = 4_000
+
+    # When it is recorded
+    played.wait(timeout=60)
+    item = pipeline.wait_finished(played.contact_id)
+
+    # Then what KVS still held is recorded, and the item says the start was lost
+    assert item["status"]["S"] == "COMPLETED", item
+    warnings = [w["S"] for w in item["warnings"]["L"]]
+    assert any(
+        f"its first fragment {played.start_fragment_number} was not served" in w for w in warnings
+    ), warnings
+    assert int(item["first_fragment_number"]["S"]) > int(played.start_fragment_number)
+    assert 0 < float(item["duration_seconds"]["N"]) < 24 - 4
+
+
 def test_bad_start_records_fail_clearly_without_a_crash_loop(make_pipeline: PipelineMaker) -> None:
     pipeline = make_pipeline(recorder_timeout_s=10.0, idle_s=2)
     good = start_record_from_contact_flow(load_event("contact-flow-event.json"))
