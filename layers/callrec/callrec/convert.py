@@ -10,9 +10,7 @@ KVS (kvs.py) and resumable uploads (the recorder).
 from __future__ import annotations
 
 import argparse
-import queue
 import sys
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,16 +77,6 @@ class ConvertResult:
 
 
 class _Outputs:
-    """The three WAV files, written by a background thread.
-
-    File writes release the GIL, so parsing and aligning the next fragments overlaps writing
-    the last ones (about a fifth of a long capture's conversion). The queue is bounded: memory
-    stays at a few fragments' audio however slow the disk. A write error is raised in the
-    caller at its next write or at `close`.
-    """
-
-    QUEUE_CHUNKS = 48  # three outputs, 16 fragments each: about 1.5 MB of Connect audio
-
     def __init__(self, out_dir: Path, start_ns: int, rate: int) -> None:
         stamp = recording_basename(start_ns)
         self.paths = {
@@ -98,42 +86,15 @@ class _Outputs:
         self.op = WavFileWriter(self.paths[ROLE_AGENT], rate, 1)
         self.stereo = WavFileWriter(self.paths["stereo"], rate, 2)
         self.muxer = StereoMuxer()
-        self._queue: queue.Queue[tuple[WavFileWriter, bytes] | None] = queue.Queue(
-            self.QUEUE_CHUNKS
-        )
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._drain, name="wav-writer", daemon=True)
-        self._thread.start()
-
-    def _drain(self) -> None:
-        while (item := self._queue.get()) is not None:
-            if self._error is None:
-                writer, pcm = item
-                try:
-                    writer.write(pcm)
-                except BaseException as exc:  # handed to the caller
-                    self._error = exc
-
-    def _raise_error(self) -> None:
-        if self._error is not None:
-            raise self._error
 
     def write(self, aligned: Aligned) -> None:
-        self._raise_error()
-        stereo = self.muxer.push(aligned.cu, aligned.op)
-        for writer, pcm in ((self.cu, aligned.cu), (self.op, aligned.op), (self.stereo, stereo)):
-            if pcm:
-                self._queue.put((writer, pcm))
+        self.cu.write(aligned.cu)
+        self.op.write(aligned.op)
+        self.stereo.write(self.muxer.push(aligned.cu, aligned.op))
 
     def close(self) -> None:
-        """Waits for the writes queued, then writes each file's header and closes it."""
-        self._queue.put(None)
-        self._thread.join()
-        try:
-            self._raise_error()
-        finally:
-            for writer in (self.cu, self.op, self.stereo):
-                writer.close()
+        for writer in (self.cu, self.op, self.stereo):
+            writer.close()
 
 
 def _why_no_audio(fragment: Fragment) -> list[str]:
@@ -194,9 +155,13 @@ def convert(
         result.end = reader.end
     finally:
         if outputs is not None:
-            outputs.write(aligner.finish())
-            outputs.close()
-            result.paths = outputs.paths
+            try:
+                outputs.write(aligner.finish())
+            finally:
+                # Even after a failed write (a full disk), each file gets the header of what
+                # it holds.
+                outputs.close()
+                result.paths = outputs.paths
     if outputs is None:
         wanted = f"contact {contact_id}" if contact_id else "any contact"
         detail = (

@@ -268,7 +268,7 @@ def test_convert_writes_three_wavs_named_after_the_start(tmp_path: Path) -> None
 def test_a_failed_write_is_raised_by_convert_and_the_files_are_still_closed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a disk that fills up after the first writes (the WAVs are written by a thread)
+    # Given a disk that fills up after the first writes
     written: list[int] = []
     real_write = WavFileWriter.write
 
