@@ -7,8 +7,9 @@ Prints, all measured in this run:
 - catch-up speed of a recorder that starts once the whole call is in KVS, in multiples of real
   time, against `callrec convert` on the same stream;
 - start latency (contact-flow invocation to the first `record` invocation holding the lease) for
-  N calls started at once on one shard, N = 10, 25, 50, 100, up to the first N above 5 s, with the
-  machine's CPU use to tell whether the recorder or this machine is the limit;
+  N calls started at once on one shard, N = 1, 5, 10, 25, 50, 100, up to the first N above 5 s,
+  with each stage's median and the stages that grew, to tell whether the pipeline or this
+  machine's cold starts are the limit;
 - the Lambda GB-seconds per recorded hour that follow from those figures.
 
 Each local Lambda invocation is a cold start in its own process, so init costs are counted in
@@ -45,7 +46,8 @@ from callrec_local.template import load_template, local_plan
 OUTPUTS = ("cu", "op", "stereo")
 RSS_TARGET_MB = 128
 RSS_GROWTH_LIMIT_MB = 8  # "flat": a 4-hour call may not need more than this over a 10-minute one
-CPU_SATURATED = 0.85
+# Stages that are a process's cold start here (a new worker process per local invocation).
+COLD_START_STAGES = ("contact flow", "record cold start")
 LONG_SPEED = 300.0
 IDLE_S = 5  # the template's minimum RecordingIdleSeconds
 START_TARGET_S = 5.0
@@ -414,6 +416,23 @@ def concurrent_starts(r: Rig, calls: int, media_s: float) -> StartResult:
     )
 
 
+def start_limit(baseline: StartResult, result: StartResult) -> str:
+    """What made the starts slower than at N=1: the stages that grew, largest first."""
+    growth = {
+        stage: result.stages[stage] - baseline.stages.get(stage, 0.0) for stage in result.stages
+    }
+    grown = sorted(growth.items(), key=lambda kv: kv[1], reverse=True)
+    detail = ", ".join(f"{stage} +{seconds:.2f} s" for stage, seconds in grown if seconds > 0)
+    cold = sum(growth.get(stage, 0.0) for stage in COLD_START_STAGES)
+    if cold > sum(v for v in growth.values() if v > 0) / 2:
+        return (
+            f"cold starts on this machine ({detail}; CPU busy {result.cpu_busy:.0%}): every "
+            f"local invocation is a new process on {os.cpu_count()} CPUs, where AWS gives "
+            "each its own environment"
+        )
+    return f"the pipeline ({detail})"
+
+
 # --------------------------------------------------------------------------- one shard's share
 @dataclass
 class RegistrationResult:
@@ -562,13 +581,7 @@ def main() -> int:
                 if not result.all_completed:
                     failures.append(f"N={calls}: a recording did not complete")
                 if worst > START_TARGET_S:
-                    saturated = result.cpu_busy >= CPU_SATURATED
-                    limit = (
-                        f"this machine ({result.cpu_busy:.0%} CPU: {2 * calls} cold starts on "
-                        f"{os.cpu_count()} CPUs)"
-                        if saturated
-                        else "the pipeline, not the CPU"
-                    )
+                    limit = start_limit(baseline, result)
                     break
                 sustained = calls
         print(
