@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
-import random
 import time
 from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from callrec.events import StartRecord, start_record_from_contact_flow
 from callrec.fragments import TRACK_TO_CUSTOMER
@@ -94,35 +96,45 @@ def test_a_call_ending_late_in_an_invocation_is_assembled_by_a_fresh_one(
         assert recorded[name] == reference[name], name
 
 
+@settings(
+    max_examples=3,
+    deadline=None,
+    derandomize=True,  # the same kill schedules every run: a failure can be replayed
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    pauses=st.lists(st.floats(min_value=0.2, max_value=2.5), min_size=3, max_size=6),
+    seed=st.integers(min_value=1, max_value=1000),
+)
 def test_killed_invocations_lose_and_repeat_nothing(
-    make_pipeline: PipelineMaker, tmp_path: Path
+    make_pipeline: PipelineMaker, tmp_path: Path, pauses: list[float], seed: int
 ) -> None:
     # Given a call being recorded
     pipeline = make_pipeline(speed=4.0, recorder_timeout_s=10.0, handoff_margin_s=4)
-    played = pipeline.simulator.play(CallScript(seconds=48, seed=5))
-    rng = random.Random(7)
+    played = pipeline.simulator.play(CallScript(seconds=48, seed=seed))
 
-    # When its recording invocations are SIGKILLed at random moments, three times
+    # When its recording invocations are SIGKILLed, each a chosen time after it began
+    # reading, as many times as there are pauses (while the call lasts)
     kills = 0
     deadline = time.monotonic() + 60
-    while kills < 3 and time.monotonic() < deadline:
+    while kills < len(pauses) and time.monotonic() < deadline and not played.feed.done:
         recording = [
             r
             for r in pipeline.stack.runtime.running("RecorderFunction")
             if r.handler_started.is_set() and r.invocation.event.get("action") == "record"
         ]
         if recording:
-            time.sleep(rng.uniform(0.3, 2.0))
+            time.sleep(pauses[kills])
             recording[0].kill()
             kills += 1
         time.sleep(0.1)
     item = pipeline.wait_finished(played.contact_id, timeout_s=120)
 
     # Then the sweeper and Lambda's retries resumed it, and the files are still exact
-    assert kills == 3
+    assert kills >= 2
     assert item["status"]["S"] == "COMPLETED", item
     recorded = pipeline.download(item)
-    reference = converted(played, tmp_path)
+    reference = converted(played, tmp_path / str(seed))
     for name in OUTPUTS:
         assert recorded[name] == reference[name], name
 
