@@ -19,7 +19,6 @@ a recording is not exact or a target is missed.
 
 from __future__ import annotations
 
-import base64
 import io
 import os
 import statistics
@@ -36,6 +35,7 @@ from typing import Any
 
 from callrec.convert import convert
 from callrec.events import StartRecord
+from callrec_local.event_sources import start_records_event
 from callrec_local.kvs_emulator import EmulatorConfig, KvsEmulator
 from callrec_local.lambda_runtime import Invocation
 from callrec_local.producer import SAMPLE_RATE, encode_capture, speech_like
@@ -464,27 +464,7 @@ def registration(work: Path) -> RegistrationResult:
         )
         for n in range(REGISTRATION_BATCH)
     ]
-    event = {
-        "Records": [
-            {
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": record.contact_id,
-                    "sequenceNumber": str(49600000000000000000000000000000000000000000000000 + n),
-                    "data": base64.b64encode(record.to_json()).decode(),
-                    "approximateArrivalTimestamp": 1782912655.12,
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": f"shardId-000000000000:{n}",
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": "arn:aws:iam::123456789012:role/recorder",
-                "awsRegion": "us-east-1",
-                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/starts",
-            }
-            for n, record in enumerate(records)
-        ]
-    }
+    event = start_records_event([r.to_json() for r in records], [r.contact_id for r in records])
     with rig(work, speed=1.0, recorder_environment={"RECORDER_FUNCTION_NAME": noop_name}) as r:
         batch = r.stack.invoke("RecorderFunction", event)
         if not batch.ok or batch.result != {"batchItemFailures": []}:

@@ -424,3 +424,30 @@ class Schedule(_Threads):
     def _run(self) -> None:
         while not self._stop.wait(self.period_s):
             self._runtime.invoke_async(self.function.name, self.schedule.input, source="schedule")
+
+
+def start_records_event(records: list[bytes], partition_keys: list[str]) -> dict[str, Any]:
+    """The event the Kinesis event source mapping would deliver for these records (start
+    records as put by the contact-flow function, partitioned by contact id), on one shard of
+    a stream named `starts`: for invoking the recorder directly, without the stream."""
+    return {
+        "Records": [
+            {
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": key,
+                    "sequenceNumber": str(49600000000000000000000000000000000000000000000000 + n),
+                    "data": base64.b64encode(data).decode(),
+                    "approximateArrivalTimestamp": 1782912655.12,
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": f"shardId-000000000000:{n}",
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::123456789012:role/recorder",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/starts",
+            }
+            for n, (data, key) in enumerate(zip(records, partition_keys, strict=True))
+        ]
+    }

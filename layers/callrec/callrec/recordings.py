@@ -192,6 +192,11 @@ class RecordingStore:
 
     def get(self, contact_id: str) -> Recording | None:
         """The recording, read consistently; None if it was never registered."""
+        item = self._read(contact_id)
+        return None if item is None else Recording.from_item(item)
+
+    def _read(self, contact_id: str) -> dict[str, Any] | None:
+        """The recording's item, read consistently; None if it was never registered."""
         try:
             response = self._client.get_item(
                 TableName=self._table, Key={"contact_id": {"S": contact_id}}, ConsistentRead=True
@@ -201,9 +206,7 @@ class RecordingStore:
                 f"contact {contact_id}: cannot read the recording: {exc}"
             ) from exc
         item = response.get("Item")
-        if item is None:
-            return None
-        return Recording.from_item(item)
+        return None if item is None else dict(item)
 
     def acquire(self, contact_id: str, owner: str, lease_seconds: int) -> tuple[Lease, Recording]:
         """Take the lease of a RECORDING whose lease is free or expired.
@@ -343,15 +346,7 @@ class RecordingStore:
         if it is RECORDING under a live lease, and `LeaseLost` if the item changed between
         reading and resetting it (another reset won, or an invocation took the lease).
         """
-        try:
-            response = self._client.get_item(
-                TableName=self._table, Key={"contact_id": {"S": contact_id}}, ConsistentRead=True
-            )
-        except ClientError as exc:
-            raise RecordingStoreError(
-                f"contact {contact_id}: cannot read the recording: {exc}"
-            ) from exc
-        item = response.get("Item")
+        item = self._read(contact_id)
         if item is None:
             raise UnknownRecording(
                 f"no recording of contact {contact_id} in table {self._table}"

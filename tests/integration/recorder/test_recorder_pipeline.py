@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import time
 from pathlib import Path
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from callrec.events import StartRecord, start_record_from_contact_flow
 from callrec.fragments import TRACK_TO_CUSTOMER
 from callrec.recorder import ASSEMBLY_HANDOFF
+from callrec_local.event_sources import start_records_event
 from callrec_local.lambda_runtime import Invocation
 from callrec_local.producer import Gap
 from callrec_local.simulator import CallScript
@@ -239,26 +241,6 @@ def test_bad_start_records_fail_clearly_without_a_crash_loop(make_pipeline: Pipe
     assert all(i.ok for i in pipeline.stack.invocations("RecorderFunction"))
 
 
-def kinesis_event(records: list[StartRecord]) -> dict[str, object]:
+def kinesis_event(records: list[StartRecord]) -> dict[str, Any]:
     """The event Lambda's Kinesis event source mapping would deliver for these records."""
-    return {
-        "Records": [
-            {
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": record.contact_id,
-                    "sequenceNumber": f"{49600000000000000000000000000000000000000000000000 + n}",
-                    "data": base64.b64encode(record.to_json()).decode(),
-                    "approximateArrivalTimestamp": 1782912655.12,
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": f"shardId-000000000000:{n}",
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": "arn:aws:iam::123456789012:role/recorder",
-                "awsRegion": "us-east-1",
-                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/starts",
-            }
-            for n, record in enumerate(records)
-        ]
-    }
+    return start_records_event([r.to_json() for r in records], [r.contact_id for r in records])
