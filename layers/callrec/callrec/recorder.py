@@ -71,9 +71,10 @@ MAX_RESUMES_WITHOUT_PROGRESS = 5
 # Time an assembly may take (beyond the hand-off margin): a few round trips per output, and
 # the part copies, COPY_WORKERS at a time, at a conservative half second each.
 ASSEMBLY_BASE_S = 5.0
+ASSEMBLY_SECONDS_PER_SEGMENT = 0.5 / COPY_WORKERS
+# Why an invocation handed off (its outcome's detail).
 TIMEOUT_HANDOFF = "the invocation's time is nearly up"
 ASSEMBLY_HANDOFF = "the call is over; a fresh invocation assembles the WAVs"
-ASSEMBLY_SECONDS_PER_SEGMENT = 0.5 / COPY_WORKERS
 STEREO_HELD = "stereo-held"
 
 
