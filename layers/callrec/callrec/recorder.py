@@ -234,6 +234,8 @@ class _Session:
             # whole of its time for the assembly.
             status, reason = self.finish_status or COMPLETED, self.finish_reason
             stalled = self.lease.generation - self.progress_generation
+            if self.finishing and stalled > MAX_RESUMES_WITHOUT_PROGRESS:
+                return self._abandon_assembly(stalled)
             if not self.finishing and stalled > MAX_RESUMES_WITHOUT_PROGRESS:
                 status, reason = (
                     FAILED,
@@ -264,6 +266,7 @@ class _Session:
         self.finish_status: str | None = checkpoint.get("finish_status")
         self.finish_reason: str | None = checkpoint.get("finish_reason")
         self.resumed_finishing = self.finishing
+        self.assembled: list[str] = list(checkpoint.get("assembled", []))
         self.progress_generation = int(checkpoint.get("progress_generation", self.lease.generation))
         self.staged = StagedRecording(
             self.r.s3,
@@ -289,6 +292,7 @@ class _Session:
             "finishing": self.finishing,
             "finish_status": self.finish_status,
             "finish_reason": self.finish_reason,
+            "assembled": self.assembled,
             # Staged last: every byte it names is in S3 before DynamoDB hears of it.
             "staging": self.staged.snapshot({STEREO_HELD: self.muxer.held()}),
         }
@@ -427,6 +431,13 @@ class _Session:
         self.progress.warnings.append(f"media lost (beyond the stream's retention): {detail}")
         logger.warning("media lost", detail=detail)
 
+    def _assembled(self, name: str) -> None:
+        """One WAV is whole in S3: a resumed assembly starts with the next (and it counts as
+        progress, as a fragment read does)."""
+        self.assembled.append(name)
+        self.progress_generation = self.lease.generation
+        self._checkpoint()
+
     def _assembly_would_overrun(self) -> bool:
         seconds = ASSEMBLY_BASE_S + self.staged.segments * ASSEMBLY_SECONDS_PER_SEGMENT
         return self.remaining_ms() / 1000 - self.margin_s < seconds
@@ -454,6 +465,28 @@ class _Session:
             fragments=self.progress.fragments,
             read_lag_ms=self.read_lag_ms,
         )
+
+    def _abandon_assembly(self, stalled: int) -> Outcome:
+        """FAILED, when no WAV could be completed in several whole invocations in a row. The
+        audio stays staged (the staging lifecycle rule keeps it a week), named in the reason."""
+        staging = (
+            f"s3://{self.settings.bucket_name}/{self.settings.staging_prefix}{self.contact_id}/"
+        )
+        reason = (
+            f"the WAVs could not be assembled in {stalled} invocations in a row "
+            f"(assembled: {', '.join(self.assembled) or 'none'}); the recorded audio stays "
+            f"staged under {staging} for 7 days (see the logs)"
+        )
+        result = {
+            "fragments": self.progress.fragments,
+            "first_fragment_number": self.progress.first_fragment,
+            "last_fragment_number": self.progress.last_fragment,
+            "handoffs": self.progress.handoffs,
+            "warnings": self.progress.warnings,
+        }
+        self.r.store.finish(self.lease, FAILED, result, {"finishing": True}, reason=reason)
+        logger.error("recording abandoned", reason=reason)
+        return Outcome(self.contact_id, "failed", reason, self.progress.fragments)
 
     def _finish(self, status: str, reason: str | None) -> Outcome:
         if not self.finishing:
@@ -493,6 +526,8 @@ class _Session:
                     "duration-seconds": f"{seconds:.3f}",
                     "sample-rate": str(rate),
                 },
+                done=self.assembled,
+                on_assembled=self._assembled,
             )
             result.update(
                 keys=keys, start=start_iso, duration_seconds=round(seconds, 3), sample_rate=rate

@@ -18,7 +18,7 @@ Staging keys carry the lease generation, so two invocations never write the same
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -158,16 +158,26 @@ class StagedRecording:
             self._delete(key)
 
     def assemble(
-        self, keys: Mapping[str, str], *, sample_rate: int, metadata: Mapping[str, str]
-    ) -> dict[str, int]:
-        """Write each output as its final WAV at `keys[name]`; returns the data bytes of each.
+        self,
+        keys: Mapping[str, str],
+        *,
+        sample_rate: int,
+        metadata: Mapping[str, str],
+        done: Collection[str] = (),
+        on_assembled: Callable[[str], None] | None = None,
+    ) -> None:
+        """Write each output as its final WAV at `keys[name]`, except those `done`, calling
+        `on_assembled(name)` once each is whole in S3 (a caller can checkpoint there, so that
+        an assembly cut short resumes with the outputs left).
 
         Safe to repeat after a crash: a repeated assembly writes the same bytes again.
         """
-        return {
-            name: self._assemble_one(out, keys[name], sample_rate, metadata)
-            for name, out in self._outputs.items()
-        }
+        for name, out in self._outputs.items():
+            if name in done:
+                continue
+            self._assemble_one(out, keys[name], sample_rate, metadata)
+            if on_assembled is not None:
+                on_assembled(name)
 
     def delete_staging(self) -> None:
         """Remove every staging object this recording's state names (best effort)."""

@@ -14,7 +14,7 @@ from callrec_local.simulator import CallScript
 from tests.integration.recorder.conftest import OUTPUTS, PipelineMaker
 
 HOURS = 4
-SPEED = 600.0
+SPEED = 300.0
 RSS_LIMIT_MB = 128  # the benchmark's target for a recorder invocation, whatever the call's length
 
 
@@ -50,11 +50,11 @@ def stereo_digest(left: bytes, right: bytes) -> str:
 def test_a_four_hour_call_is_recorded_whole_in_bounded_memory(
     make_pipeline: PipelineMaker,
 ) -> None:
-    # Given a recorder handing off every 15 s (each invocation a cold start in its own
-    # process) and GetMedia connections cut every 20 s, while a 4-hour call plays at 600x
+    # Given a recorder handing off every 30 s (each invocation a cold start in its own
+    # process) and GetMedia connections cut every 20 s, while a 4-hour call plays at 300x
     pipeline = make_pipeline(
         speed=SPEED,
-        recorder_timeout_s=15.0,
+        recorder_timeout_s=30.0,
         handoff_margin_s=5,
         checkpoint_interval_s=5,
         idle_s=5,

@@ -62,21 +62,47 @@ def test_a_recording_resumed_from_a_snapshot_assembles_the_same_wavs(bucket: str
 
     # When it is assembled
     final = {"cu": "recordings/x-cu.wav", "stereo": "recordings/x-stereo.wav"}
-    sizes = second.assemble(final, sample_rate=8000, metadata={"contact-id": "contact-1"})
+    assembled: list[str] = []
+    second.assemble(
+        final, sample_rate=8000, metadata={"contact-id": "contact-1"}, on_assembled=assembled.append
+    )
 
     # Then each WAV is the true header and exactly the audio, with its metadata
     s3 = boto3.client("s3")
     for name, pcm, channels in (("cu", cu, 1), ("stereo", stereo, 2)):
         got = s3.get_object(Bucket=bucket, Key=final[name])
-        assert sizes[name] == len(pcm)
+        assert second.data_bytes[name] == len(pcm)
         assert got["Body"].read() == wav_header(8000, channels, len(pcm)) + pcm
         assert got["Metadata"]["contact-id"] == "contact-1"
         assert got["Metadata"]["channels"] == str(channels)
     assert len([k for k in keys(bucket, "staging/") if "-cu-0" in k]) == 2  # two full segments
+    assert assembled == ["cu", "stereo"]
 
     # And no staging object is left once it is deleted
     second.delete_staging()
     assert keys(bucket, "staging/") == []
+
+
+def test_an_assembly_resumed_skips_the_wavs_already_whole(bucket: str) -> None:
+    # Given a recording whose customer WAV was assembled before its invocation was cut short
+    recording = staged(bucket, generation=1)
+    recording.write("cu", b"\x01\x00" * 100)
+    recording.write("stereo", b"\x02\x00" * 200)
+    final = {"cu": "recordings/r-cu.wav", "stereo": "recordings/r-stereo.wav"}
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=bucket, Key=final["cu"], Body=b"assembled before")
+
+    # When the assembly resumes with "cu" done
+    assembled: list[str] = []
+    recording.assemble(
+        final, sample_rate=8000, metadata={}, done={"cu"}, on_assembled=assembled.append
+    )
+
+    # Then only the stereo WAV is written
+    assert assembled == ["stereo"]
+    assert s3.get_object(Bucket=bucket, Key=final["cu"])["Body"].read() == b"assembled before"
+    stereo = s3.get_object(Bucket=bucket, Key=final["stereo"])["Body"].read()
+    assert stereo == wav_header(8000, 2, 400) + b"\x02\x00" * 200
 
 
 def test_a_short_recording_is_one_put(bucket: str) -> None:
