@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -207,6 +208,52 @@ def test_a_call_whose_start_is_beyond_retention_is_recorded_from_what_is_left_an
     ), warnings
     assert int(item["first_fragment_number"]["S"]) > int(played.start_fragment_number)
     assert 0 < float(item["duration_seconds"]["N"]) < 40 - 4
+
+
+def test_an_assembly_that_never_completes_ends_failed_naming_the_staged_audio(
+    make_pipeline: PipelineMaker,
+) -> None:
+    # Given a recording that has been finishing for 9 invocations without one WAV assembled
+    # (as when S3 is too slow for a whole invocation), its lease expired
+    pipeline = make_pipeline(recorder_timeout_s=10.0)
+    record = start_record_from_contact_flow(load_event("contact-flow-event.json"))
+    checkpoint = {
+        "finishing": True,
+        "finish_status": "COMPLETED",
+        "finish_reason": None,
+        "assembled": [],
+        "progress_generation": 1,
+        "progress": {"fragments": 120, "handoffs": 3},
+        "staging": {"segment_bytes": 5 * 1024 * 1024, "seq": 4, "outputs": {}, "extras": {}},
+    }
+    pipeline.stack.dynamodb().put_item(
+        TableName=pipeline.stack.table_name,
+        Item={
+            "contact_id": {"S": record.contact_id},
+            "status": {"S": "RECORDING"},
+            "active": {"S": "1"},
+            "start_record": {"S": record.to_json().decode()},
+            "stream_arn": {"S": record.stream_arn},
+            "generation": {"N": "9"},
+            "lease_owner": {"S": "an-invocation-killed-mid-assembly"},
+            "lease_expires_at": {"N": "0"},
+            "checkpoint": {"S": json.dumps(checkpoint)},
+        },
+    )
+
+    # When the next invocation takes it
+    result = pipeline.stack.invoke(
+        "RecorderFunction", {"action": "record", "contact_id": record.contact_id}
+    )
+
+    # Then it gives up: FAILED, saying where the recorded audio is, and not resumed again
+    assert result.result["action"] == "failed", result.error or result.result
+    item = pipeline.item(record.contact_id)
+    assert item["status"]["S"] == "FAILED"
+    reason = item["reason"]["S"]
+    assert "could not be assembled in 9 invocations in a row" in reason
+    assert f"/staging/{record.contact_id}/" in reason
+    assert "active" not in item
 
 
 def test_bad_start_records_fail_clearly_without_a_crash_loop(make_pipeline: PipelineMaker) -> None:
