@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Final
 from callrec.errors import CallrecError
 from callrec.handoff import HandOffError, Invoker
 from callrec.recordings import COMPLETED, FAILED, Recording, RecordingStore, UnknownRecording
-from callrec.viewing import TABLE_OUTPUT, samconfig_stack_name, stack_outputs
+from callrec.viewing import TABLE_OUTPUT, chosen_stack, stack_outputs
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -184,12 +184,7 @@ def _names(args: argparse.Namespace) -> tuple[str, str]:
         return args.table, args.function
     if args.table or args.function:
         raise CallrecError("give both --table and --function, or neither (to use a stack)")
-    stack = args.stack or samconfig_stack_name()
-    if stack is None:
-        raise CallrecError(
-            "no stack: give --stack NAME, or --table and --function, or deploy once "
-            "(samconfig.toml's [default.deploy.parameters] stack_name)"
-        )
+    stack = chosen_stack(args.stack, alternative="--table and --function")
     outputs = stack_outputs(stack, region=args.region)
     missing = [name for name in (TABLE_OUTPUT, FUNCTION_OUTPUT) if name not in outputs]
     if missing:

@@ -310,13 +310,20 @@ def _target(args: argparse.Namespace) -> Target:
         return Target(args.table, args.bucket, args.endpoint_url, args.region)
     if args.table or args.bucket:
         raise ViewingError("give both --table and --bucket, or neither (to use a stack)")
-    stack = args.stack or samconfig_stack_name()
+    stack = chosen_stack(args.stack, alternative="--table and --bucket")
+    return stack_target(stack, region=args.region, endpoint_url=args.endpoint_url)
+
+
+def chosen_stack(given: str | None, *, alternative: str) -> str:
+    """The stack given on the command line, else samconfig.toml's; a ViewingError naming
+    `alternative` (the options that name the resources outright) when there is neither."""
+    stack = given or samconfig_stack_name()
     if stack is None:
         raise ViewingError(
-            "no stack: give --stack NAME, or --table and --bucket, or deploy once "
+            f"no stack: give --stack NAME, or {alternative}, or deploy once "
             "(samconfig.toml's [default.deploy.parameters] stack_name)"
         )
-    return stack_target(stack, region=args.region, endpoint_url=args.endpoint_url)
+    return stack
 
 
 def _links(args: argparse.Namespace) -> tuple[Recording, list[Link]]:
