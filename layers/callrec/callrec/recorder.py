@@ -466,6 +466,19 @@ class _Session:
             read_lag_ms=self.read_lag_ms,
         )
 
+    def _result(self) -> dict[str, Any]:
+        """What the finished item says of the reading, whatever the status."""
+        return {
+            "fragments": self.progress.fragments,
+            "first_fragment_number": self.progress.first_fragment,
+            "last_fragment_number": self.progress.last_fragment,
+            "skipped_fragments": self.progress.skipped_fragments,
+            "handoffs": self.progress.handoffs,
+            "warnings": self.progress.warnings,
+            "gaps_filled": self.aligner.gaps_filled,
+            "duplicates_dropped": self.aligner.duplicates_dropped,
+        }
+
     def _abandon_assembly(self, stalled: int) -> Outcome:
         """FAILED, when no WAV could be completed in several whole invocations in a row. The
         audio stays staged (the staging lifecycle rule keeps it a week), named in the reason."""
@@ -477,14 +490,7 @@ class _Session:
             f"(assembled: {', '.join(self.assembled) or 'none'}); the recorded audio stays "
             f"staged under {staging} for 7 days (see the logs)"
         )
-        result = {
-            "fragments": self.progress.fragments,
-            "first_fragment_number": self.progress.first_fragment,
-            "last_fragment_number": self.progress.last_fragment,
-            "handoffs": self.progress.handoffs,
-            "warnings": self.progress.warnings,
-        }
-        self.r.store.finish(self.lease, FAILED, result, {"finishing": True}, reason=reason)
+        self.r.store.finish(self.lease, FAILED, self._result(), {"finishing": True}, reason=reason)
         logger.error("recording abandoned", reason=reason)
         return Outcome(self.contact_id, "failed", reason, self.progress.fragments)
 
@@ -498,16 +504,7 @@ class _Session:
             # The call ended late in this invocation: a fresh one assembles, with its whole
             # time, rather than this one being killed halfway and resumed by the sweeper.
             raise TimeToHandOff(ASSEMBLY_HANDOFF)
-        result: dict[str, Any] = {
-            "fragments": self.progress.fragments,
-            "first_fragment_number": self.progress.first_fragment,
-            "last_fragment_number": self.progress.last_fragment,
-            "skipped_fragments": self.progress.skipped_fragments,
-            "handoffs": self.progress.handoffs,
-            "warnings": self.progress.warnings,
-            "gaps_filled": self.aligner.gaps_filled,
-            "duplicates_dropped": self.aligner.duplicates_dropped,
-        }
+        result = self._result()
         seconds = 0.0
         rate = self.aligner.sample_rate
         if self.aligner.start_ns is not None and rate and self.staged.data_bytes["cu"] > 0:
