@@ -1,15 +1,18 @@
 """KVS media reader benchmark: a generated 45-minute two-track Connect stream (~91 MB).
 
 Prints, all measured in this run: parse throughput (MB/s and multiples of real time), `callrec
-convert`'s whole-process wall time and peak RSS (also on a 5-minute stream: RSS must not grow
-with length), ffmpeg doing the same job (two mono WAVs and a stereo merge) from an ordinary
-Matroska file holding the same audio, and ebmlite walking the same stream.
+convert`'s whole-process wall time (also with `--single-process`) and peak RSS, its stereo
+worker's included (also on a 5-minute stream: RSS must not grow with length), ffmpeg doing the
+same job (two mono WAVs and a stereo merge) from an ordinary Matroska file holding the same
+audio, and ebmlite walking the same stream. Wall times come from runs nothing samples; peak RSS
+from separate, sampled runs.
 Targets (issue 3): convert within 1.5x of ffmpeg, parse at least 3x faster than ebmlite, peak RSS
 under 100 MB. Returns 1 if a target is missed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -52,39 +55,67 @@ def write_wav(path: Path, pcm: bytes) -> None:
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def timed_process(args: list[str], out: Path | None = None) -> tuple[float, float]:
-    """Wall time (s) and peak RSS (MB) of one process, writing into `out`, emptied first (not
-    timed): each run writes new files, as a recording does. Overwriting the previous run's
-    would cost either program a writeback that ext4 starts on closing a truncated file.
-
-    The peak is the kernel's high-water mark (VmHWM) sampled every millisecond once the child
-    runs `args`: rusage's ru_maxrss, or a sample taken between fork and exec, would include this
-    benchmark's own memory."""
+def _fresh(out: Path | None) -> None:
+    """Each run writes new files, as a recording does: overwriting the previous run's would cost
+    either program a writeback that ext4 starts on closing a truncated file (not timed)."""
     if out is not None:
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir()
+
+
+def timed_process(args: list[str], out: Path | None = None) -> float:
+    """Wall time (s) of one process, writing into `out`, emptied first. Nothing samples it while
+    it runs: `callrec convert` uses two CPUs, and a sampler would take its share of them."""
+    _fresh(out)
     start = time.perf_counter()
+    proc = subprocess.run(
+        args, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV
+    )
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{args[0]} failed: {proc.stderr.decode()}")
+    return wall
+
+
+def _tree(pid: int) -> list[int]:
+    """`pid` and its descendants, as far as /proc shows them now."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                todo.extend(int(child) for child in task.read_text().split())
+    return found
+
+
+def peak_rss(args: list[str], out: Path | None = None) -> float:
+    """Peak RSS (MB) of one process and its children (the stereo worker of `callrec convert`,
+    ffmpeg's threads share its own), summed: each one's high-water mark (VmHWM), sampled every
+    millisecond once the process runs `args` (a sample between fork and exec would count this
+    benchmark's memory)."""
+    _fresh(out)
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
-    status = Path(f"/proc/{proc.pid}/status")
     cmdline = Path(f"/proc/{proc.pid}/cmdline")
     expected = "\0".join(args).encode() + b"\0"
     running = False
-    peak_kb = 0
+    peaks: dict[int, int] = {}
     while proc.poll() is None:
-        try:
+        with contextlib.suppress(OSError):
             running = running or cmdline.read_bytes() == expected
-            if running:
-                for line in status.read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        peak_kb = max(peak_kb, int(line.split()[1]))
-        except (OSError, ValueError):
-            pass
+        if running:
+            for pid in _tree(proc.pid):
+                try:
+                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                        if line.startswith("VmHWM:"):
+                            peaks[pid] = max(peaks.get(pid, 0), int(line.split()[1]))
+                except (OSError, ValueError):
+                    pass
         time.sleep(0.001)
-    wall = time.perf_counter() - start
     if proc.returncode != 0:
         assert proc.stderr is not None
         raise RuntimeError(f"{args[0]} failed: {proc.stderr.read().decode()}")
-    return wall, peak_kb / 1024
+    return sum(peaks.values()) / 1024
 
 
 def parse_seconds(path: Path) -> float:
@@ -173,17 +204,14 @@ def main() -> int:
         for _ in range(RUNS):
             convert_runs.append(timed_process(convert_args, out))
             ffmpeg_runs.append(timed_process(ffmpeg_args, ff_out))
-        convert_wall, convert_rss = min(r[0] for r in convert_runs), max(r[1] for r in convert_runs)
-        ffmpeg_wall, ffmpeg_rss = min(r[0] for r in ffmpeg_runs), max(r[1] for r in ffmpeg_runs)
-        direct_wall, direct_rss = min(
-            timed_process(
-                [python, "-m", "callrec.convert", str(capture), "--out", str(tmp / "out-direct")],
-                tmp / "out-direct",
-            )
-            for _ in range(RUNS)
-        )
-        _, short_rss = timed_process(
-            [python, "-m", "callrec.cli", "convert", str(short), "--out", str(tmp / "out-short")]
+        convert_wall, ffmpeg_wall = min(convert_runs), min(ffmpeg_runs)
+        single_args = [*convert_args, "--single-process"]
+        single_wall = min(timed_process(single_args, out) for _ in range(RUNS))
+        convert_rss = max(peak_rss(convert_args, out) for _ in range(2))
+        ffmpeg_rss = max(peak_rss(ffmpeg_args, ff_out) for _ in range(2))
+        short_rss = peak_rss(
+            [python, "-m", "callrec.cli", "convert", str(short), "--out", str(tmp / "out-short")],
+            tmp / "out-short",
         )
         ebml = ebmlite_seconds(capture)
 
@@ -198,8 +226,8 @@ def main() -> int:
         f"  ({SHORT_SECONDS // 60} min stream: {short_rss:5.1f} MB)"
     )
     print(
-        f"  python -m callrec.convert:{direct_wall:6.2f} s  peak RSS {direct_rss:5.1f} MB"
-        "  (same job without importing the CLI's other commands)"
+        f"  --single-process:         {single_wall:6.2f} s  (the stereo WAV written in the same"
+        " process: one CPU)"
     )
     print(f"ffmpeg same job (process):{ffmpeg_wall:6.2f} s  peak RSS {ffmpeg_rss:5.1f} MB")
     print(f"ebmlite walk:             {ebml:6.2f} s  {size_mb / ebml:7.1f} MB/s")

@@ -39,8 +39,10 @@ from callrec.fragments import (
     AudioBlock,
     Fragment,
     PcmFormat,
-    fragment_audio,
+    fragment_roles,
+    swap16,
 )
+from callrec.mkv import Block, Track
 
 JITTER_TOLERANCE_MS = 20
 # A timestamp further ahead than this is refused rather than turned into that much silence
@@ -49,6 +51,9 @@ MAX_GAP_SECONDS = 600
 BYTES_PER_SAMPLE = 2
 STATE_VERSION = 1
 _NS = 1_000_000_000
+# `add` numbers the roles of its AudioBlocks as tracks for `_place`.
+_NUMBERED_ROLES = {0: ROLE_CUSTOMER, 1: ROLE_AGENT}
+_ROLE_NUMBERS = {ROLE_CUSTOMER: 0, ROLE_AGENT: 1}
 
 
 class AlignmentError(CallrecError):
@@ -67,6 +72,8 @@ class Aligner:
     """Places Connect audio blocks on one sample clock per contact; see the module docstring."""
 
     __slots__ = (
+        "_roles",
+        "_roles_key",
         "dropped_samples",
         "duplicates_dropped",
         "ends",
@@ -88,6 +95,8 @@ class Aligner:
         self.dropped_samples = 0  # samples dropped as overlaps, duplicates included
         self.fragments = 0  # fragments that contributed audio
         self.mime_type: str | None = None  # last MimeType seen, for fragments without one
+        self._roles_key: tuple[tuple[Track, ...], str | None] | None = None
+        self._roles: tuple[PcmFormat | None, dict[int, tuple[str, bool]]] = (None, {})
 
     @property
     def samples(self) -> int:
@@ -96,19 +105,54 @@ class Aligner:
 
     def add_fragment(self, fragment: Fragment) -> Aligned:
         """Aligns one fragment's Connect audio (the caller has applied the contact rules)."""
-        fmt, blocks = fragment_audio(fragment, self.mime_type)
+        mime = fragment.mime_type or self.mime_type
+        # A Connect stream repeats its tracks and MimeType: their roles are worked out once.
+        key = (fragment.tracks, mime)
+        if self._roles_key is not None and key == self._roles_key:
+            fmt, roles = self._roles
+        else:
+            fmt, roles = fragment_roles(fragment, mime)
+            self._roles_key, self._roles = key, (fmt, roles)
         if fragment.mime_type:
             self.mime_type = fragment.mime_type
-        if fmt is None or not blocks:
+        blocks = fragment.blocks
+        if fmt is None or not any(block.track in roles for block in blocks):
             return Aligned(b"", b"")
+        if any(big_endian for _, big_endian in roles.values()):
+            blocks = [
+                Block(
+                    block.track,
+                    block.timecode,
+                    [swap16(frame, block.offset) for frame in block.frames]
+                    if roles.get(block.track, ("", False))[1]
+                    else block.frames,
+                    block.offset,
+                )
+                for block in blocks
+            ]
         self.fragments += 1
-        return self.add(blocks, fmt)
+        return self._place(
+            blocks,
+            {number: role for number, (role, _) in roles.items()},
+            fragment.timecode_scale,
+            fmt,
+        )
 
-    def add(self, blocks: Sequence[AudioBlock], fmt: PcmFormat | None) -> Aligned:  # noqa: PLR0912
-        """Aligns the audio blocks of one fragment, all in format `fmt` (as `fragment_audio`
-        returns them; prefer `add_fragment`, which also carries MimeType over tagless fragments)."""
+    def add(self, blocks: Sequence[AudioBlock], fmt: PcmFormat | None) -> Aligned:
+        """Aligns audio blocks of one fragment, all in format `fmt` (as `fragment_audio` returns
+        them; prefer `add_fragment`, which also carries MimeType over tagless fragments)."""
         if not blocks or fmt is None:
             return Aligned(b"", b"")
+        numbered = [
+            Block(_ROLE_NUMBERS[block.role], block.timestamp_ns, block.frames, 0)
+            for block in blocks
+        ]
+        return self._place(numbered, _NUMBERED_ROLES, 1, fmt)
+
+    def _place(  # noqa: PLR0912
+        self, blocks: Sequence[Block], roles: Mapping[int, str], scale: int, fmt: PcmFormat
+    ) -> Aligned:
+        """Places the blocks of the tracks `roles` names (timecodes in `scale` ns ticks)."""
         sample_rate = fmt.sample_rate
         if self.sample_rate is None:
             self.sample_rate = sample_rate
@@ -117,7 +161,7 @@ class Aligner:
                 f"expected audio at {self.sample_rate} Hz, found {sample_rate} Hz mid-recording"
             )
         if self.start_ns is None:
-            self.start_ns = min(block.timestamp_ns for block in blocks)
+            self.start_ns = min(block.timecode for block in blocks if block.track in roles) * scale
         rate = sample_rate
         start = self.start_ns
         tolerance = rate * JITTER_TOLERANCE_MS // 1000
@@ -125,11 +169,13 @@ class Aligner:
         ends = self.ends
         out: dict[str, list[bytes]] = {ROLE_CUSTOMER: [], ROLE_AGENT: []}
         for block in blocks:
-            role = block.role
+            role = roles.get(block.track)
+            if role is None:
+                continue
             pieces = out[role]
             end = ends[role]
             # Nearest sample, half up; exact integer arithmetic on nanoseconds.
-            pos = ((block.timestamp_ns - start) * rate * 2 + _NS) // (2 * _NS)
+            pos = ((block.timecode * scale - start) * rate * 2 + _NS) // (2 * _NS)
             for frame in block.frames:
                 count = len(frame) // BYTES_PER_SAMPLE
                 if pos > end + tolerance:

@@ -10,6 +10,9 @@ KVS (kvs.py) and resumable uploads (the recorder).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +35,7 @@ from callrec.fragments import (
     track_role,
 )
 from callrec.mkv import TRACK_TYPE_AUDIO, MkvError
+from callrec.stereo_worker import REPORT_BYTES, StereoWorker, StereoWorkerError
 from callrec.wav import WavFileWriter, recording_basename
 
 
@@ -77,24 +81,52 @@ class ConvertResult:
 
 
 class _Outputs:
-    def __init__(self, out_dir: Path, start_ns: int, rate: int) -> None:
+    """The three WAVs; the stereo one written here, or by a worker process reading the mono
+    ones back."""
+
+    def __init__(
+        self, out_dir: Path, start_ns: int, rate: int, worker: StereoWorker | None
+    ) -> None:
         stamp = recording_basename(start_ns)
         self.paths = {
             role: out_dir / f"{stamp}-{role}.wav" for role in (ROLE_CUSTOMER, ROLE_AGENT, "stereo")
         }
         self.cu = WavFileWriter(self.paths[ROLE_CUSTOMER], rate, 1)
         self.op = WavFileWriter(self.paths[ROLE_AGENT], rate, 1)
-        self.stereo = WavFileWriter(self.paths["stereo"], rate, 2)
+        self.worker = worker
+        self.stereo: WavFileWriter | None = None
         self.muxer = StereoMuxer()
+        self._reported = 0
+        if worker is None:
+            self.stereo = WavFileWriter(self.paths["stereo"], rate, 2)
+        else:
+            worker.begin(
+                self.paths[ROLE_CUSTOMER], self.paths[ROLE_AGENT], self.paths["stereo"], rate
+            )
 
     def write(self, aligned: Aligned) -> None:
         self.cu.write(aligned.cu)
         self.op.write(aligned.op)
-        self.stereo.write(self.muxer.push(aligned.cu, aligned.op))
+        if self.stereo is not None:
+            self.stereo.write(self.muxer.push(aligned.cu, aligned.op))
+        elif self.cu.data_bytes + self.op.data_bytes - self._reported >= REPORT_BYTES:
+            self._report()
+
+    def _report(self) -> None:
+        assert self.worker is not None
+        self.cu.flush()
+        self.op.flush()
+        self.worker.report(self.cu.data_bytes, self.op.data_bytes)
+        self._reported = self.cu.data_bytes + self.op.data_bytes
 
     def close(self) -> None:
-        for writer in (self.cu, self.op, self.stereo):
-            writer.close()
+        try:
+            if self.worker is not None:
+                self._report()
+        finally:
+            for writer in (self.cu, self.op, self.stereo):
+                if writer is not None:
+                    writer.close()
 
 
 def _why_no_audio(fragment: Fragment) -> list[str]:
@@ -119,13 +151,37 @@ def convert(
     out_dir: Path,
     contact_id: str | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    *,
+    parallel: bool = False,
 ) -> ConvertResult:
     """Converts a capture read from `stream` into three WAVs in `out_dir`.
 
-    Raises `MkvError` for bytes that are not Matroska or audio that is not PCM (files written
-    so far are completed first), `NoAudio` when the contact has no audio in the capture.
+    With `parallel`, the stereo WAV is written by a worker process (stereo_worker.py), the same
+    bytes on a second CPU. Raises `MkvError` for bytes that are not Matroska or audio that is
+    not PCM (files written so far are completed first), `NoAudio` when the contact has no audio
+    in the capture, `StereoWorkerError` when the worker failed (the mono WAVs are complete).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
+    worker = StereoWorker() if parallel else None
+    try:
+        result = _convert(stream, out_dir, contact_id, chunk_size, worker)
+    except BaseException:
+        if worker is not None:
+            with contextlib.suppress(StereoWorkerError):  # the first error is the one to tell
+                worker.finish()
+        raise
+    if worker is not None:
+        worker.finish()
+    return result
+
+
+def _convert(
+    stream: SupportsRead,
+    out_dir: Path,
+    contact_id: str | None,
+    chunk_size: int,
+    worker: StereoWorker | None,
+) -> ConvertResult:
     result = ConvertResult()
     gate = ContactGate(target=contact_id)
     aligner = Aligner()
@@ -150,7 +206,7 @@ def convert(
                 continue
             if outputs is None:
                 assert aligner.sample_rate is not None
-                outputs = _Outputs(out_dir, aligner.start_ns, aligner.sample_rate)
+                outputs = _Outputs(out_dir, aligner.start_ns, aligner.sample_rate, worker)
             outputs.write(aligned)
         result.end = reader.end
     finally:
@@ -179,21 +235,36 @@ def convert(
     return result
 
 
+def _cpus() -> int:
+    """CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def _run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
+    parallel = not args.single_process and _cpus() > 1
+    # The reader allocates a few container objects per block that never form reference
+    # cycles: the cyclic collector's passes over them would be a tenth of the run time.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         if args.capture == "-":
-            result = convert(sys.stdin.buffer, out_dir, args.contact_id)
+            result = convert(sys.stdin.buffer, out_dir, args.contact_id, parallel=parallel)
         else:
             with Path(args.capture).open("rb") as stream:
-                result = convert(stream, out_dir, args.contact_id)
+                result = convert(stream, out_dir, args.contact_id, parallel=parallel)
     except OSError as exc:
         print(f"callrec convert: {exc}", file=sys.stderr)
         return 2
     except CallrecError as exc:
         print(f"callrec convert: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if collecting:
+            gc.enable()
     print(result.summary())
     status = 0
     if result.end is not None and not result.end.clean:
@@ -218,6 +289,12 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("capture", help="capture file, or - for stdin")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--contact-id", help="contact to record (default: the first one seen)")
+    parser.add_argument(
+        "--single-process",
+        action="store_true",
+        help="write the stereo WAV in this process too (by default a second process writes it"
+        " when there is more than one CPU; the files are the same)",
+    )
     parser.set_defaults(handler=_run)
 
 

@@ -394,12 +394,12 @@ def track_format(track: Track, mime_type: str | None) -> tuple[PcmFormat, bool]:
     return declared, False
 
 
-def fragment_audio(
+def fragment_roles(
     fragment: Fragment, mime_type: str | None = None
-) -> tuple[PcmFormat | None, list[AudioBlock]]:
-    """A fragment's Connect audio: its PCM format (None if it has no Connect track) and its
-    blocks in stream order, by role, with absolute timestamps. `mime_type` is used when the
-    fragment has no MimeType tag of its own (the last one seen in the stream).
+) -> tuple[PcmFormat | None, dict[int, tuple[str, bool]]]:
+    """A fragment's Connect tracks: their PCM format (None if it has none) and, by track
+    number, each one's role and whether its samples are big-endian. `mime_type` is used when
+    the fragment has no MimeType tag of its own (the last one seen in the stream).
 
     Raises `MkvError` if a Connect track's audio is not 16-bit mono PCM or the two tracks
     disagree on the sample rate.
@@ -420,6 +420,16 @@ def fragment_audio(
             )
         fmt = track_fmt
         roles[track.number] = (role, big_endian)
+    return fmt, roles
+
+
+def fragment_audio(
+    fragment: Fragment, mime_type: str | None = None
+) -> tuple[PcmFormat | None, list[AudioBlock]]:
+    """A fragment's Connect audio: its PCM format (None if it has no Connect track, see
+    `fragment_roles`) and its blocks in stream order, by role, with absolute timestamps and
+    little-endian samples."""
+    fmt, roles = fragment_roles(fragment, mime_type)
     scale = fragment.timecode_scale
     audio: list[AudioBlock] = []
     for block in fragment.blocks:
@@ -429,12 +439,13 @@ def fragment_audio(
         role, big_endian = entry
         frames = block.frames
         if big_endian:
-            frames = [_swap16(frame, block.offset) for frame in frames]
+            frames = [swap16(frame, block.offset) for frame in frames]
         audio.append(AudioBlock(role, block.timecode * scale, frames))
     return fmt, audio
 
 
-def _swap16(frame: bytes, offset: int) -> bytes:
+def swap16(frame: bytes, offset: int) -> bytes:
+    """Big-endian 16-bit samples as little-endian ones (`MkvError` for an odd byte count)."""
     if len(frame) % 2:
         raise MkvError(
             f"expected whole 16-bit samples, found a frame of {len(frame)} bytes", offset

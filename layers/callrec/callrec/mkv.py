@@ -25,6 +25,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from callrec.errors import CallrecError
 
@@ -180,11 +181,19 @@ _LEAVES = frozenset(
     )
 )
 _CACHE_SIZE = 64
+# Runs of at least this many equal-sized SimpleBlocks are read by the run reader (below that,
+# setting it up costs more than it saves).
+_MIN_RUN = 4
+# The run reader's struct for each element header and block size: skipped element header,
+# track number, relative timecode, flags, frame.
+_RUN_FORMATS: dict[tuple[int, int], struct.Struct] = {}
 # Masters read whole once buffered (small, and identical in every Connect fragment but Info).
 _WHOLE = frozenset((EBML_ID_HEADER, MKV_ID_INFO, MKV_ID_TRACKS, MKV_ID_TAGS))
 _UNKNOWN_SIZE_ALLOWED = frozenset((MKV_ID_SEGMENT, MKV_ID_CLUSTER))
 _TOP_LEVEL = frozenset((EBML_ID_HEADER, MKV_ID_SEGMENT))
 _TAGS_ID = MKV_ID_TAGS.to_bytes(4)
+# What a SimpleTag's value is, in a Tags template (MkvReader._read_tags_like).
+_NO_VALUE, _STRING_VALUE, _BINARY_VALUE = 0, 1, 2
 
 _FLOAT32 = struct.Struct(">f")
 _FLOAT64 = struct.Struct(">d")
@@ -397,14 +406,27 @@ def split_lacing(payload: bytes, start: int, flags: int, offset: int) -> list[by
     return frames
 
 
-def _read_tags(data: bytes, pos: int, end: int, base: int, out: list[SimpleTag]) -> None:  # noqa: PLR0912, PLR0915
+def _read_tags(  # noqa: PLR0912, PLR0915
+    data: bytes,
+    pos: int,
+    end: int,
+    base: int,
+    out: list[SimpleTag],
+    *,
+    fields: list[tuple[str, int, int, int]] | None = None,
+) -> None:
     """The SimpleTags of one whole Tags payload `data[pos:end]`, in document order (a nested
-    SimpleTag after its parent); CRC-32, Void, Targets and unknown elements skipped."""
-    pending: list[list[str | bytes | None]] = []  # [name, value] per SimpleTag, in document order
-    # The innermost open Tag/SimpleTag: where it ends and its [name, value] (None for a Tag, or
+    SimpleTag after its parent); CRC-32, Void, Targets and unknown elements skipped. `fields`,
+    if given, gets where each one's value is: (name, start, stop, kind), relative to `pos`,
+    kind being _NO_VALUE, _STRING_VALUE or _BINARY_VALUE."""
+    origin = pos
+    # [name, value, value start, value stop, kind] per SimpleTag, in document order
+    pending: list[list[Any]] = []
+    # The innermost open Tag/SimpleTag: where it ends and its entry (None for a Tag, or
     # directly in Tags); `stack` keeps the ones enclosing it.
-    top_end, entry = end, None
-    stack: list[tuple[int, list[str | bytes | None] | None]] = []
+    top_end = end
+    entry: list[Any] | None = None
+    stack: list[tuple[int, list[Any] | None]] = []
     id_length, vint_length, marker = _ID_LENGTH, _VINT_LENGTH, _VINT_MARKER
     uint64, uint32 = _UINT64.unpack_from, _UINT32.unpack_from
     while True:
@@ -443,7 +465,7 @@ def _read_tags(data: bytes, pos: int, end: int, base: int, out: list[SimpleTag])
             )
         if eid == MKV_ID_SIMPLETAG:
             stack.append((top_end, entry))
-            entry = [None, None]
+            entry = [None, None, 0, 0, _NO_VALUE]
             pending.append(entry)
             top_end = stop
             pos = start
@@ -457,13 +479,15 @@ def _read_tags(data: bytes, pos: int, end: int, base: int, out: list[SimpleTag])
                 if eid == MKV_ID_TAGNAME:
                     entry[0] = read_string(data[start:stop])
                 elif eid == MKV_ID_TAGSTRING:
-                    entry[1] = read_string(data[start:stop])
+                    entry[1:] = read_string(data[start:stop]), start, stop, _STRING_VALUE
                 elif eid == MKV_ID_TAGBINARY:
-                    entry[1] = data[start:stop]
+                    entry[1:] = data[start:stop], start, stop, _BINARY_VALUE
             pos = stop
-    for name, value in pending:
+    for name, value, vstart, vstop, kind in pending:
         if isinstance(name, str):
             out.append(SimpleTag(name, value if value is not None else ""))
+            if fields is not None:
+                fields.append((name, vstart - origin, vstop - origin, kind))
 
 
 def _children(data: bytes, pos: int, end: int, base: int) -> Iterator[tuple[int, int, int]]:
@@ -579,6 +603,10 @@ class MkvReader:
         self._closed = False
         # Parsed Tags, Tracks and EBML headers by their bytes (a Connect stream repeats them).
         self._cache: dict[tuple[int, bytes], list[SimpleTag] | list[Track] | list[str]] = {}
+        # Where the values are in the last Tags payload of each length (_read_tags_like).
+        self._tag_templates: dict[
+            int, tuple[list[tuple[int, bytes]], list[tuple[str, int, int, int]]]
+        ] = {}
 
     @property
     def offset(self) -> int:
@@ -659,11 +687,55 @@ class MkvReader:
         self, key: tuple[int, bytes], data: bytes, start: int, stop: int, base: int
     ) -> list[SimpleTag] | list[Track] | list[str]:
         """Parses the whole element `key` names (id, payload) and remembers it."""
+        if key[0] == MKV_ID_TAGS:
+            return self._read_tags_like(key[1], data, start, stop, base)
         cached = self._read_whole(key[0], data, start, stop, base)
         if len(self._cache) >= _CACHE_SIZE:
             self._cache.clear()
         self._cache[key] = cached
         return cached
+
+    def _read_tags_like(
+        self, payload: bytes, data: bytes, start: int, stop: int, base: int
+    ) -> list[SimpleTag]:
+        """A Tags payload, read like an earlier one of the same length when only its values
+        differ: the KVS tags of each fragment (fragment number, timestamps) change their values,
+        never their layout. The bytes between the values, element IDs and sizes included, are
+        compared with the earlier payload's; where they are equal, so is the element structure,
+        and the values are sliced where the earlier one had them. Anything else is parsed."""
+        template = self._tag_templates.get(len(payload))
+        if template is not None:
+            segments, fields = template
+            startswith = payload.startswith
+            if all(startswith(segment, at) for at, segment in segments):
+                return [
+                    SimpleTag(
+                        name,
+                        read_string(payload[vstart:vstop])
+                        if kind == _STRING_VALUE
+                        else payload[vstart:vstop]
+                        if kind == _BINARY_VALUE
+                        else "",
+                    )
+                    for name, vstart, vstop, kind in fields
+                ]
+        tags: list[SimpleTag] = []
+        found: list[tuple[str, int, int, int]] = []
+        _read_tags(data, start, stop, base, tags, fields=found)
+        # Values are sliced only from payloads whose other bytes are all equal to this one's.
+        edges = sorted((vstart, vstop) for _, vstart, vstop, kind in found if kind != _NO_VALUE)
+        segments, at = [], 0
+        for vstart, vstop in edges:
+            segments.append((at, payload[at:vstart]))
+            at = max(at, vstop)
+        segments.append((at, payload[at:]))
+        if len(self._tag_templates) >= _CACHE_SIZE:
+            self._tag_templates.clear()
+        self._tag_templates[len(payload)] = (segments, found)
+        if len(self._cache) >= _CACHE_SIZE:
+            self._cache.clear()
+        self._cache[MKV_ID_TAGS, payload] = tags
+        return tags
 
     @staticmethod
     def _read_whole(
@@ -722,6 +794,8 @@ class MkvReader:
         block_head = _BLOCK_HEAD.unpack_from
         uint32, uint64 = _UINT32.unpack_from, _UINT64.unpack_from
         blocks = self._doc.blocks if self._doc is not None else []
+        view = memoryview(data)
+        run_formats = _RUN_FORMATS
         while True:
             here = base + pos
             while stack and stack[-1][2] == here:
@@ -772,45 +846,76 @@ class MkvReader:
                 head = data[pos : pos + hdr]
                 waiting = False
                 while True:
-                    if 0 <= limit < here + hdr + size:
-                        raise MkvError(
-                            f"element 0xA3 of {size} bytes overruns its parent ending at byte {limit}",
-                            here,
-                        )
-                    if size > max_size:
-                        raise MkvError(
-                            f"element 0xA3 claims {size} bytes; expected at most {max_size}", here
-                        )
-                    stop = pos + hdr + size
-                    if stop > n:
-                        self._need = here + hdr + size
-                        waiting = True
-                        break
-                    start = pos + hdr
-                    if size < 4:
-                        raise MkvError(
-                            "expected a block header: track number, timecode, flags", here
-                        )
-                    track, relative, flags = block_head(data, start)
-                    if track & 0x80:  # a one-byte track number: the usual case
-                        track &= 0x7F
-                        first_frame = start + 4
-                    else:
-                        tlen = vint_length[track]
-                        if not tlen or tlen + 3 > size:
+                    length = hdr + size
+                    count = ((n if limit < 0 else min(n, limit - base)) - pos) // length
+                    whole_run = False
+                    if count >= _MIN_RUN and 4 <= size <= max_size:
+                        # Several whole blocks of this size are buffered: their element headers
+                        # are compared column by column (strided slices), their block headers
+                        # and frames unpacked by one struct, in C. A block this format does
+                        # not fit (a long track number, lacing) ends the run: read below.
+                        run_stop = pos + count * length
+                        for i in range(hdr):
+                            column = data[pos + i : run_stop : length]
+                            count -= len(column.lstrip(head[i : i + 1]))
+                            run_stop = pos + count * length
+                        fmt = run_formats.get((hdr, size))
+                        if fmt is None:
+                            if len(run_formats) >= _CACHE_SIZE:
+                                run_formats.clear()
+                            fmt = struct.Struct(f">{hdr}xBhB{size - 4}s")
+                            run_formats[hdr, size] = fmt
+                        for track, relative, flags, frame in fmt.iter_unpack(view[pos:run_stop]):
+                            if not track & 0x80 or flags & 0x06:
+                                break
+                            append(Block(track & 0x7F, timecode + relative, [frame], here))
+                            pos += length
+                            here += length
+                        whole_run = pos == run_stop
+                    if not whole_run:
+                        # One block, whatever its header.
+                        if 0 <= limit < here + length:
+                            raise MkvError(
+                                f"element 0xA3 of {size} bytes overruns its parent ending at byte {limit}",
+                                here,
+                            )
+                        if size > max_size:
+                            raise MkvError(
+                                f"element 0xA3 claims {size} bytes; expected at most {max_size}",
+                                here,
+                            )
+                        stop = pos + length
+                        if stop > n:
+                            self._need = here + length
+                            waiting = True
+                            break
+                        start = pos + hdr
+                        if size < 4:
                             raise MkvError(
                                 "expected a block header: track number, timecode, flags", here
                             )
-                        track = int.from_bytes(data[start : start + tlen]) & marker[tlen]
-                        relative = int16_from(data, start + tlen)[0]
-                        flags = data[start + tlen + 2]
-                        first_frame = start + tlen + 3
-                    if flags & 0x06:
-                        frames = split_lacing(data[start:stop], first_frame - start, flags, here)
-                    else:
-                        frames = [data[first_frame:stop]]
-                    append(Block(track, timecode + relative, frames, here))
-                    pos = stop
+                        track, relative, flags = block_head(data, start)
+                        if track & 0x80:  # a one-byte track number: the usual case
+                            track &= 0x7F
+                            first_frame = start + 4
+                        else:
+                            tlen = vint_length[track]
+                            if not tlen or tlen + 3 > size:
+                                raise MkvError(
+                                    "expected a block header: track number, timecode, flags", here
+                                )
+                            track = int.from_bytes(data[start : start + tlen]) & marker[tlen]
+                            relative = int16_from(data, start + tlen)[0]
+                            flags = data[start + tlen + 2]
+                            first_frame = start + tlen + 3
+                        if flags & 0x06:
+                            frames = split_lacing(
+                                data[start:stop], first_frame - start, flags, here
+                            )
+                        else:
+                            frames = [data[first_frame:stop]]
+                        append(Block(track, timecode + relative, frames, here))
+                        pos = stop
                     # Another SimpleBlock next, inside this Cluster? Anything else: the outer loop.
                     if base + pos == limit:
                         break

@@ -79,6 +79,10 @@ class WavFileWriter:
             self._file.write(pcm)
             self.data_bytes += len(pcm)
 
+    def flush(self) -> None:
+        """Hands what was written to the OS (another process can then read it)."""
+        self._file.flush()
+
     def close(self) -> None:
         """Writes the header for the data written and closes the file."""
         try:

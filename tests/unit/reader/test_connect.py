@@ -246,12 +246,13 @@ def read_wav(path: Path) -> tuple[int, int, bytes]:
         return w.getframerate(), w.getnchannels(), w.readframes(w.getnframes())
 
 
-def test_convert_writes_three_wavs_named_after_the_start(tmp_path: Path) -> None:
+@pytest.mark.parametrize("parallel", [False, True], ids=["one-process", "stereo-worker"])
+def test_convert_writes_three_wavs_named_after_the_start(tmp_path: Path, parallel: bool) -> None:
     call = make_call(3.0, gaps=(p.Gap(p.TRACK_FROM_CUSTOMER, 512, 1024),))
     capture = tmp_path / "capture.mkv"
     capture.write_bytes(p.encode_capture(list(call.fragments())))
     with capture.open("rb") as stream:
-        result = convert(stream, tmp_path / "out", chunk_size=3333)
+        result = convert(stream, tmp_path / "out", chunk_size=3333, parallel=parallel)
     truth = call.ground_truth()
     stem = "20260701T133054Z"
     assert sorted(x.name for x in (tmp_path / "out").iterdir()) == [
@@ -265,8 +266,9 @@ def test_convert_writes_three_wavs_named_after_the_start(tmp_path: Path) -> None
     assert "1 gaps filled" in result.summary()
 
 
+@pytest.mark.parametrize("parallel", [False, True], ids=["one-process", "stereo-worker"])
 def test_a_failed_write_is_raised_by_convert_and_the_files_are_still_closed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool
 ) -> None:
     # Given a disk that fills up after the first writes
     written: list[int] = []
@@ -283,7 +285,7 @@ def test_a_failed_write_is_raised_by_convert_and_the_files_are_still_closed(
 
     # When converting, then the error reaches the caller, and every file got its header
     with pytest.raises(OSError, match="No space left"):
-        convert(io.BytesIO(capture), tmp_path / "out", chunk_size=4096)
+        convert(io.BytesIO(capture), tmp_path / "out", chunk_size=4096, parallel=parallel)
     files = sorted((tmp_path / "out").iterdir())
     assert len(files) == 3
     for path in files:
@@ -291,12 +293,19 @@ def test_a_failed_write_is_raised_by_convert_and_the_files_are_still_closed(
             assert w.getnframes() * w.getnchannels() * 2 == path.stat().st_size - 44
 
 
-def test_convert_without_connect_audio_says_why(tmp_path: Path) -> None:
+@pytest.mark.parametrize("parallel", [False, True], ids=["one-process", "stereo-worker"])
+def test_convert_without_connect_audio_says_why(tmp_path: Path, parallel: bool) -> None:
     call = make_call(1.0, tags_layout=p.TagsLayout.NONE)
     with pytest.raises(MkvError):
-        convert(io.BytesIO(p.encode_capture(list(call.fragments()))), tmp_path)
+        convert(io.BytesIO(p.encode_capture(list(call.fragments()))), tmp_path, parallel=parallel)
     with pytest.raises(NoAudio, match="contact nobody"):
-        convert(io.BytesIO(p.encode_capture(list(make_call(1.0).fragments()))), tmp_path, "nobody")
+        convert(
+            io.BytesIO(p.encode_capture(list(make_call(1.0).fragments()))),
+            tmp_path,
+            "nobody",
+            parallel=parallel,
+        )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_stereo_muxer_matches_interleave() -> None:

@@ -325,3 +325,84 @@ def test_element_longer_than_many_chunks_is_read_once_complete() -> None:
     # Then the block comes out whole and the stream ends cleanly
     assert [(b.timecode, b.frames) for b in docs[0].blocks] == [(3, [pcm])]
     assert not tail.truncated  # type: ignore[attr-defined]
+
+
+def _blocks(doc: Document) -> list[tuple[int, int, list[bytes], int]]:
+    return [(b.track, b.timecode, b.frames, b.offset) for b in doc.blocks]
+
+
+def _block_by_block(data: bytes) -> list[tuple[int, int, list[bytes], int]]:
+    # One byte at a time: never more than one whole block buffered, so no run is read at once.
+    (doc,), _ = parse(data, chunk=1)
+    return _blocks(doc)
+
+
+def _block(track: int, rel: int, payload: bytes, flags: int = 0x80, width: int = 2) -> bytes:
+    return el(0xA3, bytes([0x80 | track]) + struct.pack(">hB", rel, flags) + payload, width)
+
+
+@pytest.mark.parametrize("chunk", [None, 1000, 4099])
+def test_runs_of_equal_blocks_read_like_single_blocks_around_odd_ones(chunk: int | None) -> None:
+    # Given runs of equal-sized blocks, broken by a laced block, a block with a two-byte track
+    # number, a block of another size and sizes written in three bytes: each of these ends a run
+    frames = [bytes([i]) * 320 for i in range(40)]
+    body = b"".join(_block(1 + i % 2, 20 * i, f) for i, f in enumerate(frames[:12]))
+    body += _block(1, 240, bytes([1, 160]) + b"x" * 160 + b"y" * 156, flags=0x82)
+    body += b"".join(_block(2, 240 + i, f) for i, f in enumerate(frames[12:20]))
+    body += el(0xA3, bytes([0x40, 0x02]) + struct.pack(">hB", 5, 0x80) + b"t" * 319, 2)
+    body += b"".join(_block(1, 300 + i, f) for i, f in enumerate(frames[20:30]))
+    body += _block(2, 400, b"short")
+    body += b"".join(_block(1, 500 + i, f, width=3) for i, f in enumerate(frames[30:]))
+    data = minimal_document(CLUSTER_UNKNOWN + uint(0xE7, 1000) + body)
+    # When it is read whole or in chunks
+    (doc,), tail = parse(data, chunk)
+    # Then every block is read as it is when read one byte at a time, in order
+    assert _blocks(doc) == _block_by_block(data)
+    assert len(doc.blocks) == 12 + 1 + 8 + 1 + 10 + 1 + 10
+    assert doc.blocks[12].frames == [b"x" * 160, b"y" * 156]
+    assert (doc.blocks[21].track, doc.blocks[21].frames) == (2, [b"t" * 319])
+    assert [b.timecode for b in doc.blocks[:3]] == [1000, 1020, 1040]
+    assert doc.blocks[-1].frames == [frames[-1]]
+    assert not tail.truncated  # type: ignore[attr-defined]
+
+
+def test_a_run_stops_at_the_end_of_its_known_size_cluster() -> None:
+    # Given a known-size Cluster too short for its sixth block
+    cluster = uint(0xE7, 0) + b"".join(_block(1, i, bytes(64)) for i in range(6))
+    data = minimal_document(bytes.fromhex("1F43B675") + size(len(cluster) - 10, 2) + cluster)
+    # Then the blocks inside are read and the sixth is refused for overrunning it
+    with pytest.raises(MkvError, match="overruns its parent") as error:
+        parse(data)
+    assert error.value.offset == len(data) - len(_block(1, 5, bytes(64)))
+
+
+def test_tags_differing_only_in_values_are_read_like_the_first() -> None:
+    # Given fragments whose Tags have the same layout and different values (KVS's own tags),
+    # then Tags of the same length and another layout
+    first = tags(("AWS_KINESISVIDEO_FRAGMENT_NUMBER", "1234"), ("B", "xy"))
+    second = tags(("AWS_KINESISVIDEO_FRAGMENT_NUMBER", "9876"), ("B", "z\x00"))
+    other = tags(("AWS_KINESISVIDEO_FRAGMENT_NUMBER", "12"), ("BBB", "xy"))
+    binary = el(
+        0x1254C367,
+        el(
+            0x7373,
+            el(0x67C8, el(0x45A3, b"AWS_KINESISVIDEO_FRAGMENT_NUMBER") + el(0x4485, b"1234"))
+            + el(0x67C8, el(0x45A3, b"B") + el(0x4487, b"xy")),
+        ),
+    )
+    assert len({len(t) for t in (first, second, other, binary)}) == 1
+    data = b"".join(minimal_document(t) for t in (first, second, other, binary, second))
+    # When they are read
+    docs, _ = parse(data)
+    # Then each has its own values, as read alone
+    values = [[(t.name, t.value) for t in doc.tags] for doc in docs]
+    assert values == [
+        [("AWS_KINESISVIDEO_FRAGMENT_NUMBER", "1234"), ("B", "xy")],
+        [("AWS_KINESISVIDEO_FRAGMENT_NUMBER", "9876"), ("B", "z")],
+        [("AWS_KINESISVIDEO_FRAGMENT_NUMBER", "12"), ("BBB", "xy")],
+        [("AWS_KINESISVIDEO_FRAGMENT_NUMBER", b"1234"), ("B", "xy")],
+        [("AWS_KINESISVIDEO_FRAGMENT_NUMBER", "9876"), ("B", "z")],
+    ]
+    for doc, tag_bytes in zip(docs, (first, second, other, binary, second), strict=True):
+        (alone,), _ = parse(minimal_document(tag_bytes))
+        assert [(t.name, t.value) for t in alone.tags] == [(t.name, t.value) for t in doc.tags]
