@@ -192,8 +192,15 @@ _WHOLE = frozenset((EBML_ID_HEADER, MKV_ID_INFO, MKV_ID_TRACKS, MKV_ID_TAGS))
 _UNKNOWN_SIZE_ALLOWED = frozenset((MKV_ID_SEGMENT, MKV_ID_CLUSTER))
 _TOP_LEVEL = frozenset((EBML_ID_HEADER, MKV_ID_SEGMENT))
 _TAGS_ID = MKV_ID_TAGS.to_bytes(4)
-# What a SimpleTag's value is, in a Tags template (MkvReader._read_tags_like).
+# What a SimpleTag's value is, in a layout (_Layout).
 _NO_VALUE, _STRING_VALUE, _BINARY_VALUE = 0, 1, 2
+# What a layout (_read_layout) may hold after the Segment header.
+_LAYOUT_ELEMENTS = frozenset((MKV_ID_INFO, MKV_ID_TRACKS, MKV_ID_TAGS, EBML_ID_VOID, EBML_ID_CRC32))
+# Layouts a reader keeps, and how many runs in a row may fail to give one before it stops trying.
+_MAX_LAYOUTS = 8
+# The stack entry of a Segment of unknown size with no known-size element around it.
+_OPEN_SEGMENT = (MKV_ID_SEGMENT, -1, -1)
+_MAX_LAYOUT_MISSES = 16
 
 _FLOAT32 = struct.Struct(">f")
 _FLOAT64 = struct.Struct(">d")
@@ -577,6 +584,80 @@ def _read_block(data: bytes, start: int, stop: int, offset: int, cluster_timecod
     return Block(track, cluster_timecode + rel, frames, offset)
 
 
+def _whole_element(data: bytes, pos: int, n: int) -> tuple[int, int, int | None] | None:
+    """(id, payload start, payload size or None if unknown) of the element at `pos`, if its
+    header is buffered and valid; None otherwise (the caller leaves it to the main parser)."""
+    if pos >= n:
+        return None
+    idlen = _ID_LENGTH[data[pos]]
+    if not idlen or pos + idlen >= n:
+        return None
+    spos = pos + idlen
+    slen = _VINT_LENGTH[data[spos]]
+    if not slen or spos + slen > n:
+        return None
+    size = int.from_bytes(data[spos : spos + slen]) & _VINT_MARKER[slen]
+    return (
+        int.from_bytes(data[pos:spos]),
+        spos + slen,
+        None if size == _VINT_MARKER[slen] else size,
+    )
+
+
+def _segments(
+    data: bytes, start: int, stop: int, holes: list[tuple[int, int]]
+) -> tuple[tuple[int, bytes], ...]:
+    """The bytes of `data[start:stop]` outside `holes`, as (offset from start, bytes)."""
+    segments: list[tuple[int, bytes]] = []
+    at = start
+    for hole_start, hole_stop in sorted(holes):
+        if hole_start > at:
+            segments.append((at - start, data[at:hole_start]))
+        at = max(at, hole_stop)
+    if stop > at:
+        segments.append((at - start, data[at:stop]))
+    return tuple(segments)
+
+
+@dataclass(slots=True)
+class _Layout:
+    """The bytes of a run of fragment-level elements, and what the reader makes of them, for
+    reading the next fragment's like run without parsing it.
+
+    Connect and KVS repeat, in every fragment, the same EBML header, Segment header, Info,
+    Tracks and Tags: the run before the Cluster (`prefix`), and the Tags after it. Only tag
+    values (fragment number, timestamps) and Info's SegmentUID change. A run whose bytes equal a
+    layout's everywhere else (every element ID and size included, so its element structure is
+    the same) holds the same elements: the reader takes the layout's result and slices the tag
+    values where the layout found them. See `_read_layout` for the runs it covers."""
+
+    prefix: bool  # EBML header, unknown-size Segment and what follows up to the Cluster
+    length: int
+    segments: tuple[tuple[int, bytes], ...]  # (offset, bytes) a like run must have
+    # Tag values: offset, the layout's value bytes, its SimpleTag, end offset, value kind.
+    fields: tuple[tuple[int, bytes, SimpleTag, int, int], ...]
+    doc_type: str
+    timecode_scale: int | None
+    tracks: tuple[Track, ...]
+
+    def tags_at(self, data: bytes, pos: int) -> list[SimpleTag] | None:
+        """The run's SimpleTags if `data[pos:]` holds a like run, else None."""
+        if pos + self.length > len(data):
+            return None
+        startswith = data.startswith
+        for at, segment in self.segments:
+            if not startswith(segment, pos + at):
+                return None
+        tags: list[SimpleTag] = []
+        for vstart, value, tag, vstop, kind in self.fields:
+            if startswith(value, pos + vstart):
+                tags.append(tag)
+            else:
+                raw = data[pos + vstart : pos + vstop]
+                tags.append(SimpleTag(tag.name, read_string(raw) if kind == _STRING_VALUE else raw))
+        return tags
+
+
 class MkvReader:
     """Push parser: `feed(chunk)` returns the documents that ended, `close()` reports the tail.
 
@@ -603,10 +684,9 @@ class MkvReader:
         self._closed = False
         # Parsed Tags, Tracks and EBML headers by their bytes (a Connect stream repeats them).
         self._cache: dict[tuple[int, bytes], list[SimpleTag] | list[Track] | list[str]] = {}
-        # Where the values are in the last Tags payload of each length (_read_tags_like).
-        self._tag_templates: dict[
-            int, tuple[list[tuple[int, bytes]], list[tuple[str, int, int, int]]]
-        ] = {}
+        # Runs of fragment-level elements seen before (_Layout), and failed attempts in a row.
+        self._layouts: list[_Layout] = []
+        self._layout_misses = 0
 
     @property
     def offset(self) -> int:
@@ -683,59 +763,123 @@ class MkvReader:
             self._doc = None
         return Tail(doc, truncated, end, detail)
 
+    def _layout_at(
+        self, data: bytes, pos: int, n: int, base: int, *, prefix: bool
+    ) -> tuple[_Layout, list[SimpleTag]] | None:
+        """The run at `pos` read by a known layout like it, or by a new one read from it; None
+        when neither covers it (the main parser reads it)."""
+        for layout in self._layouts:
+            if layout.prefix == prefix:
+                tags = layout.tags_at(data, pos)
+                if tags is not None:
+                    return layout, tags
+        if self._layout_misses >= _MAX_LAYOUT_MISSES:
+            return None
+        learned = self._read_layout(data, pos, n, base, prefix=prefix)
+        if learned is None:
+            self._layout_misses += 1
+            return None
+        self._layout_misses = 0
+        if len(self._layouts) >= _MAX_LAYOUTS:
+            self._layouts.pop(0)
+        self._layouts.append(learned)
+        return learned, [tag for _, _, tag, _, _ in learned.fields]
+
+    def _read_layout(  # noqa: PLR0911, PLR0912
+        self, data: bytes, pos: int, n: int, base: int, *, prefix: bool
+    ) -> _Layout | None:
+        """Reads a run at `pos` and returns its layout, or None where the run is not one this
+        covers; then the main parser reads it (and reports any error in it).
+
+        A prefix run is an EBML header, a Segment of unknown size, then whole, known-size Info,
+        Tracks, Tags, Void and CRC-32 elements; a Tags run (inside a Segment of unknown size) is
+        whole, known-size Tags, Void and CRC-32 elements. A run ends before any other element or
+        at the end of the buffered input. Each element is read by the functions the main parser
+        uses for it; Info's other children, Void and CRC-32 are skipped by both, so their bytes
+        are left out of the layout. Only a run that ends before a known element (a Cluster, for a
+        prefix) is taken: one cut by the end of the buffered input is left to the main parser."""
+        origin = pos
+        holes: list[tuple[int, int]] = []  # payloads that need not match: skipped, or tag values
+        found: list[tuple[SimpleTag, int, int, int]] = []  # tag, value start, stop, kind
+        doc_type = "matroska"
+        scale: int | None = None
+        tracks: list[Track] = []
+        try:
+            if prefix:
+                header = _whole_element(data, pos, n)
+                if header is None or header[0] != EBML_ID_HEADER or header[2] is None:
+                    return None
+                start, stop = header[1], header[1] + header[2]
+                if stop > n:
+                    return None
+                doc_type = str(self._read_whole(EBML_ID_HEADER, data, start, stop, base)[0])
+                segment = _whole_element(data, stop, n)
+                if segment is None or segment[0] != MKV_ID_SEGMENT or segment[2] is not None:
+                    return None
+                pos = segment[1]
+            while True:
+                element = _whole_element(data, pos, n)
+                if element is None:
+                    return None
+                eid, start, size = element
+                if eid not in _LAYOUT_ELEMENTS or (eid != MKV_ID_TAGS and not prefix):
+                    if prefix and eid != MKV_ID_CLUSTER:
+                        return None
+                    break
+                if size is None or size > self._max or start + size > n:
+                    return None
+                stop = start + size
+                if eid == MKV_ID_TAGS:
+                    tags: list[SimpleTag] = []
+                    fields: list[tuple[str, int, int, int]] = []
+                    _read_tags(data, start, stop, base, tags, fields=fields)
+                    for tag, (_, vstart, vstop, kind) in zip(tags, fields, strict=True):
+                        found.append((tag, start + vstart, start + vstop, kind))
+                        holes.append((start + vstart, start + vstop))
+                elif eid in (EBML_ID_VOID, EBML_ID_CRC32):
+                    holes.append((start, stop))
+                elif eid == MKV_ID_TRACKS:
+                    # From the cache, as the main parser has them (the first such Tracks' offsets).
+                    key = (MKV_ID_TRACKS, data[start:stop])
+                    cached = self._cache.get(key)
+                    if cached is None:
+                        cached = self._read_cached(key, data, start, stop, base)
+                    tracks += cached  # type: ignore[arg-type]
+                else:  # Info
+                    for cid, cstart, cstop in _children(data, start, stop, base):
+                        if cid == MKV_ID_TIMECODESCALE:
+                            scale = int.from_bytes(data[cstart:cstop])
+                            if scale <= 0:
+                                return None
+                        else:
+                            holes.append((cstart, cstop))
+                pos = stop
+        except MkvError:
+            return None
+        if pos == origin or (not prefix and not found):
+            return None
+        return _Layout(
+            prefix=prefix,
+            length=pos - origin,
+            segments=_segments(data, origin, pos, holes),
+            fields=tuple(
+                (vstart - origin, data[vstart:vstop], tag, vstop - origin, kind)
+                for tag, vstart, vstop, kind in found
+            ),
+            doc_type=doc_type,
+            timecode_scale=scale,
+            tracks=tuple(tracks),
+        )
+
     def _read_cached(
         self, key: tuple[int, bytes], data: bytes, start: int, stop: int, base: int
     ) -> list[SimpleTag] | list[Track] | list[str]:
         """Parses the whole element `key` names (id, payload) and remembers it."""
-        if key[0] == MKV_ID_TAGS:
-            return self._read_tags_like(key[1], data, start, stop, base)
         cached = self._read_whole(key[0], data, start, stop, base)
         if len(self._cache) >= _CACHE_SIZE:
             self._cache.clear()
         self._cache[key] = cached
         return cached
-
-    def _read_tags_like(
-        self, payload: bytes, data: bytes, start: int, stop: int, base: int
-    ) -> list[SimpleTag]:
-        """A Tags payload, read like an earlier one of the same length when only its values
-        differ: the KVS tags of each fragment (fragment number, timestamps) change their values,
-        never their layout. The bytes between the values, element IDs and sizes included, are
-        compared with the earlier payload's; where they are equal, so is the element structure,
-        and the values are sliced where the earlier one had them. Anything else is parsed."""
-        template = self._tag_templates.get(len(payload))
-        if template is not None:
-            segments, fields = template
-            startswith = payload.startswith
-            if all(startswith(segment, at) for at, segment in segments):
-                return [
-                    SimpleTag(
-                        name,
-                        read_string(payload[vstart:vstop])
-                        if kind == _STRING_VALUE
-                        else payload[vstart:vstop]
-                        if kind == _BINARY_VALUE
-                        else "",
-                    )
-                    for name, vstart, vstop, kind in fields
-                ]
-        tags: list[SimpleTag] = []
-        found: list[tuple[str, int, int, int]] = []
-        _read_tags(data, start, stop, base, tags, fields=found)
-        # Values are sliced only from payloads whose other bytes are all equal to this one's.
-        edges = sorted((vstart, vstop) for _, vstart, vstop, kind in found if kind != _NO_VALUE)
-        segments, at = [], 0
-        for vstart, vstop in edges:
-            segments.append((at, payload[at:vstart]))
-            at = max(at, vstop)
-        segments.append((at, payload[at:]))
-        if len(self._tag_templates) >= _CACHE_SIZE:
-            self._tag_templates.clear()
-        self._tag_templates[len(payload)] = (segments, found)
-        if len(self._cache) >= _CACHE_SIZE:
-            self._cache.clear()
-        self._cache[MKV_ID_TAGS, payload] = tags
-        return tags
 
     @staticmethod
     def _read_whole(
@@ -949,6 +1093,18 @@ class MkvReader:
                     out.append(doc)
                 self._doc = Document(offset=here)
                 blocks = self._doc.blocks
+                run = self._layout_at(data, pos, n, base, prefix=True)
+                if run is not None:
+                    layout, run_tags = run
+                    doc = self._doc
+                    doc.doc_type = layout.doc_type
+                    if layout.timecode_scale is not None:
+                        doc.timecode_scale = layout.timecode_scale
+                    doc.tracks.extend(layout.tracks)
+                    doc.tags.extend(run_tags)
+                    stack.append(_OPEN_SEGMENT)
+                    pos += layout.length
+                    continue
             elif parents is not None:
                 while stack and stack[-1][1] < 0 and stack[-1][0] not in parents:
                     self._pop()
@@ -978,6 +1134,17 @@ class MkvReader:
                         f" 0x{stack[-1][0]:X} ending at byte {stack[-1][2]}",
                         here,
                     )
+            if (
+                eid == MKV_ID_TAGS
+                and parents is not None
+                and stack[-1] == _OPEN_SEGMENT
+                and self._doc is not None
+            ):
+                run = self._layout_at(data, pos, n, base, prefix=False)
+                if run is not None:
+                    self._doc.tags.extend(run[1])
+                    pos += run[0].length
+                    continue
             if (
                 eid in _WHOLE
                 and (parents is not None or eid == EBML_ID_HEADER)

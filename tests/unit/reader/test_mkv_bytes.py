@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from dataclasses import replace
 
 import pytest
 
@@ -406,3 +407,65 @@ def test_tags_differing_only_in_values_are_read_like_the_first() -> None:
     for doc, tag_bytes in zip(docs, (first, second, other, binary, second), strict=True):
         (alone,), _ = parse(minimal_document(tag_bytes))
         assert [(t.name, t.value) for t in alone.tags] == [(t.name, t.value) for t in doc.tags]
+
+
+def _connect_like(
+    uid: bytes,
+    number: str,
+    *,
+    scale: int = 1_000_000,
+    name: str = "AUDIO_FROM_CUSTOMER",
+    extra: bytes = b"",
+    after: str = "x-1",
+) -> bytes:
+    info = el(
+        0x1549A966, el(0x73A4, uid) + uint(0x2AD7B1, scale) + el(0x7BA9, b"Kinesis Video SDK")
+    )
+    tracks = el(
+        0x1654AE6B, track_entry(1, name, "A_AAC") + track_entry(2, "AUDIO_TO_CUSTOMER", "A_AAC"), 2
+    )
+    before = tags(("ContactId", "c-1")) + extra + tags(("AWS_KINESISVIDEO_FRAGMENT_NUMBER", number))
+    cluster = (
+        CLUSTER_UNKNOWN
+        + uint(0xE7, 1000)
+        + b"".join(_block(1 + i % 2, i, bytes(64)) for i in range(6))
+    )
+    return minimal_document(
+        tracks + before + cluster + tags(("ContactId", "c-1"), ("Token", after)), info
+    )
+
+
+def test_repeated_fragment_layouts_read_like_the_first_and_only_where_alike() -> None:
+    # Given fragments repeating a layout with other tag values and SegmentUIDs, then fragments
+    # whose layout differs only inside what a layout compares: a track name, the TimecodeScale,
+    # a Void, a longer tag value
+    docs = [_connect_like(bytes([i]) * 16, f"{1000 + i}", after=f"x-{i}") for i in range(4)]
+    docs += [
+        _connect_like(b"u" * 16, "2000", name="AUDIO_FROM_CUSTOMEX"),
+        _connect_like(b"v" * 16, "2001", scale=1_000_001),
+        _connect_like(b"w" * 16, "2002", extra=el(0xEC, b"\x00" * 3)),
+        _connect_like(b"x" * 16, "20030", after="x-10"),
+        _connect_like(b"y" * 16, "2004"),
+    ]
+    data = b"".join(docs)
+    # When read whole (layouts used) and one byte at a time (never: nothing is buffered whole)
+    whole, _ = parse(data)
+    reference, _ = parse(data, chunk=1)
+    # Then the documents are the same, each as read alone
+    assert whole == reference
+    for doc, alone_bytes in zip(whole, docs, strict=True):
+        (alone,), _ = parse(alone_bytes, chunk=1)
+        assert (doc.doc_type, doc.timecode_scale) == (alone.doc_type, alone.timecode_scale)
+        # (a track's offset is that of the first identical Tracks in the stream)
+        assert [replace(t, offset=0) for t in doc.tracks] == [
+            replace(t, offset=0) for t in alone.tracks
+        ]
+        assert [(t.name, t.value) for t in doc.tags] == [(t.name, t.value) for t in alone.tags]
+    assert [d.tracks[0].name for d in whole[3:6]] == [
+        "AUDIO_FROM_CUSTOMER",
+        "AUDIO_FROM_CUSTOMEX",
+        "AUDIO_FROM_CUSTOMER",
+    ]
+    assert whole[5].timecode_scale == 1_000_001
+    assert whole[7].tags[1].value == "20030"
+    assert whole[7].tags[-1].value == "x-10"
