@@ -149,7 +149,7 @@ class Aligner:
         ]
         return self._place(numbered, _NUMBERED_ROLES, 1, fmt)
 
-    def _place(  # noqa: PLR0912
+    def _place(
         self, blocks: Sequence[Block], roles: Mapping[int, str], scale: int, fmt: PcmFormat
     ) -> Aligned:
         """Places the blocks of the tracks `roles` names (timecodes in `scale` ns ticks)."""
@@ -162,20 +162,44 @@ class Aligner:
             )
         if self.start_ns is None:
             self.start_ns = min(block.timecode for block in blocks if block.track in roles) * scale
-        rate = sample_rate
+        # Each role's blocks in stream order (the tracks are independent of each other).
+        return Aligned(
+            *(
+                self._place_role(
+                    blocks, frozenset(n for n, r in roles.items() if r == role), role, scale
+                )
+                for role in (ROLE_CUSTOMER, ROLE_AGENT)
+            )
+        )
+
+    def _place_role(  # noqa: PLR0912
+        self, blocks: Sequence[Block], tracks: frozenset[int], role: str, scale: int
+    ) -> bytes:
+        """The PCM the blocks of `tracks` append to the `role` track."""
+        if not tracks:
+            return b""
+        rate = self.sample_rate
         start = self.start_ns
+        assert rate is not None
+        assert start is not None
         tolerance = rate * JITTER_TOLERANCE_MS // 1000
         max_gap = rate * MAX_GAP_SECONDS
-        ends = self.ends
-        out: dict[str, list[bytes]] = {ROLE_CUSTOMER: [], ROLE_AGENT: []}
+        # A block's sample is its timestamp's, rounded to the nearest, half up: exact integer
+        # arithmetic on nanoseconds. When a tick is a whole number of samples and the start a
+        # whole number of ticks (1 ms ticks, 8 kHz), that is a product of integers.
+        per_tick, remainder = divmod(scale * rate, _NS)
+        whole_ticks = not remainder and not start % scale
+        first_tick = start // scale
+        end = self.ends[role]
+        pieces: list[bytes] = []
+        append = pieces.append
         for block in blocks:
-            role = roles.get(block.track)
-            if role is None:
+            if block.track not in tracks:
                 continue
-            pieces = out[role]
-            end = ends[role]
-            # Nearest sample, half up; exact integer arithmetic on nanoseconds.
-            pos = ((block.timecode * scale - start) * rate * 2 + _NS) // (2 * _NS)
+            if whole_ticks:
+                pos = (block.timecode - first_tick) * per_tick
+            else:
+                pos = ((block.timecode * scale - start) * rate * 2 + _NS) // (2 * _NS)
             for frame in block.frames:
                 count = len(frame) // BYTES_PER_SAMPLE
                 if pos > end + tolerance:
@@ -188,11 +212,11 @@ class Aligner:
                     if end:
                         self.gaps_filled += 1
                         self.gap_samples += silence
-                    pieces.append(bytes(silence * BYTES_PER_SAMPLE))
-                    pieces.append(frame)
+                    append(bytes(silence * BYTES_PER_SAMPLE))
+                    append(frame)
                     end = pos + count
                 elif pos >= end - tolerance:
-                    pieces.append(frame)
+                    append(frame)
                     end += count
                 else:
                     overlap = end - pos
@@ -203,11 +227,11 @@ class Aligner:
                         self.dropped_samples += count
                     else:
                         self.dropped_samples += overlap
-                        pieces.append(frame[overlap * BYTES_PER_SAMPLE :])
+                        append(frame[overlap * BYTES_PER_SAMPLE :])
                         end += count - overlap
                 pos += count
-            ends[role] = end
-        return Aligned(b"".join(out[ROLE_CUSTOMER]), b"".join(out[ROLE_AGENT]))
+        self.ends[role] = end
+        return b"".join(pieces)
 
     def finish(self) -> Aligned:
         """Silence that pads both tracks to the same length; the aligner stays usable."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 import struct
 import wave
 
@@ -185,3 +186,50 @@ def test_wav_header_refuses_impossible_sizes() -> None:
 
 def test_recording_basename_is_utc_start() -> None:
     assert recording_basename(T0) == "20260701T133054Z"
+
+
+def _fragment(tracks: tuple[Track, ...], blocks: list[Block], scale: int = 1_000_000) -> Fragment:
+    return Fragment(0, 0, 0, True, {}, tracks, blocks, scale, 1)
+
+
+CU_TRACK = Track(number=1, type=2, name="AUDIO_FROM_CUSTOMER", codec_id="A_PCM/INT/LIT")
+OP_TRACK = Track(number=2, type=2, name="AUDIO_TO_CUSTOMER", codec_id="A_PCM/INT/LIT")
+
+
+def test_millisecond_ticks_place_blocks_as_nanosecond_timestamps_do() -> None:
+    # Given blocks with jitter, gaps, repeats and overlaps on 1 ms ticks (a tick is 8 samples)
+    rng = random.Random(7)
+    blocks, audio = [], []
+    tick = 1_782_912_654_536
+    for i in range(400):
+        track = 1 + i % 2
+        frame = pcm(rng.choice((8, 80, 512)), i)
+        tick += rng.choice((0, 1, 10, 64, -64, 25, -3, 300))
+        blocks.append(Block(track, tick, [frame], 0))
+        audio.append(AudioBlock("cu" if track == 1 else "op", tick * MS, [frame]))
+    # When aligned from the fragment (ticks) and as AudioBlocks (nanoseconds)
+    by_ticks = Aligner()
+    got = by_ticks.add_fragment(_fragment((CU_TRACK, OP_TRACK), blocks))
+    by_ns = Aligner()
+    expected = by_ns.add(audio, FMT)
+    # Then the PCM and the counts are the same
+    assert (got.cu, got.op) == (expected.cu, expected.op)
+    assert {**by_ticks.state(), "fragments": 0} == by_ns.state()  # add() counts no fragment
+    assert by_ticks.gaps_filled > 0
+    assert by_ticks.duplicates_dropped > 0
+
+
+def test_big_endian_fragment_is_aligned_swapped() -> None:
+    track = Track(number=3, type=2, name="AUDIO_TO_CUSTOMER", codec_id="A_PCM/INT/BIG")
+    out = Aligner().add_fragment(
+        _fragment((CU_TRACK, track), [Block(3, 0, [b"\x01\x02"], 0), Block(1, 0, [b"\x05\x06"], 0)])
+    )
+    assert (out.cu, out.op) == (b"\x05\x06", b"\x02\x01")
+
+
+def test_two_tracks_of_one_name_fill_that_role_in_stream_order() -> None:
+    twin = Track(number=5, type=2, name="AUDIO_FROM_CUSTOMER", codec_id="A_PCM/INT/LIT")
+    blocks = [Block(1, 0, [pcm(8, 1)], 0), Block(5, 1, [pcm(8, 2)], 0), Block(1, 2, [pcm(8, 3)], 0)]
+    out = Aligner().add_fragment(_fragment((CU_TRACK, twin), blocks))
+    assert out.cu == pcm(8, 1) + pcm(8, 2) + pcm(8, 3)
+    assert out.op == b""
