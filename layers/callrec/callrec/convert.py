@@ -162,7 +162,12 @@ def convert(
     in the capture, `StereoWorkerError` when the worker failed (the mono WAVs are complete).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    worker = StereoWorker() if parallel else None
+    worker = None
+    if parallel:
+        try:
+            worker = StereoWorker()
+        except OSError:
+            worker = None  # no second process here: the stereo WAV is written in this one
     try:
         result = _convert(stream, out_dir, contact_id, chunk_size, worker)
     except BaseException:

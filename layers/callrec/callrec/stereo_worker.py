@@ -4,8 +4,8 @@ Interleaving the two tracks sample by sample and writing the result is a fifth o
 conversion's work, and Python does it on one CPU. On a machine with two or more, `callrec
 convert` hands it to this worker: the converter writes the two mono WAVs and tells the worker,
 on its stdin, how far each is written; the worker reads those bytes back (from the page cache,
-not the disk) and writes the stereo WAV with the same `StereoMuxer` the recorder uses, so the
-bytes are those of the conversion in one process.
+not the disk) and interleaves them as `StereoMuxer` does in one process, so the bytes are the
+same. Its memory is a few MB whatever the lengths: the mono files are its buffer.
 
 Protocol, one line each on the worker's stdin:
 - a JSON object: `cu`, `op` (the mono WAVs), `stereo` (the file to write), `rate`;
@@ -28,13 +28,15 @@ from pathlib import Path
 from typing import IO
 
 import callrec
-from callrec.alignment import StereoMuxer
+from callrec.alignment import interleave
 from callrec.errors import CallrecError
 from callrec.wav import WAV_HEADER_SIZE, WavFileWriter
 
 # The converter reports progress after at least this much new audio (and at the end): often
 # enough to keep the worker busy beside it, rarely enough to cost nothing.
 REPORT_BYTES = 1 << 20
+# The worker interleaves at most this many bytes of each track at a time (its memory).
+STEP_BYTES = 1 << 20
 
 
 class StereoWorkerError(CallrecError):
@@ -51,7 +53,10 @@ def _read_exactly(fd: int, size: int, offset: int, path: str) -> bytes:
 
 
 def work(lines: Iterable[str]) -> bool:
-    """Runs the protocol over `lines`; returns whether it ended with `end`."""
+    """Runs the protocol over `lines`; returns whether it ended with `end`.
+
+    The mono files are the buffer: each report interleaves, in steps of `STEP_BYTES`, what both
+    tracks now cover; the longer track's excess stays in its file until the other catches up."""
     it = iter(lines)
     first = next(it, None)
     if first is None or first.strip() == "end":
@@ -63,37 +68,42 @@ def work(lines: Iterable[str]) -> bool:
     except (ValueError, KeyError, TypeError) as exc:
         raise StereoWorkerError(f"expected a JSON header line, found {first!r}") from exc
     writer = WavFileWriter(stereo_path, rate, 2)
-    muxer = StereoMuxer()
-    done = [0, 0]
-    ended = False
+    totals = (0, 0)
+    done = 0  # bytes of each mono file interleaved so far
     try:
         with open(cu_path, "rb", buffering=0) as cu, open(op_path, "rb", buffering=0) as op:
-            sources = ((cu.fileno(), cu_path), (op.fileno(), op_path))
             for line in it:
                 if line.strip() == "end":
-                    ended = True
-                    break
-                try:
-                    totals = [int(value) for value in line.split()]
-                except ValueError:
-                    totals = []
-                if len(totals) != 2 or any(t < d for t, d in zip(totals, done, strict=True)):
-                    raise StereoWorkerError(
-                        f"expected 'CU OP' byte counts not below {done}, found {line.strip()!r}"
-                    )
-                new = [
-                    _read_exactly(fd, total - already, WAV_HEADER_SIZE + already, path)
-                    for (fd, path), total, already in zip(sources, totals, done, strict=True)
-                ]
-                done = totals
-                writer.write(muxer.push(new[0], new[1]))
+                    if totals[0] != totals[1]:
+                        raise StereoWorkerError(
+                            f"the tracks ended {abs(totals[0] - totals[1])} bytes apart;"
+                            " expected equal lengths"
+                        )
+                    return True
+                totals = _totals(line, totals)
+                common = min(totals)
+                while done < common:
+                    take = min(common - done, STEP_BYTES)
+                    left = _read_exactly(cu.fileno(), take, WAV_HEADER_SIZE + done, cu_path)
+                    right = _read_exactly(op.fileno(), take, WAV_HEADER_SIZE + done, op_path)
+                    writer.write(interleave(left, right))
+                    done += take
     finally:
         writer.close()
-    if ended and muxer.pending:
+    return False
+
+
+def _totals(line: str, before: tuple[int, int]) -> tuple[int, int]:
+    """A progress line's byte counts: two, whole 16-bit samples, neither below `before`."""
+    try:
+        cu, op = (int(value) for value in line.split())
+    except ValueError:
+        raise StereoWorkerError(f"expected 'CU OP' byte counts, found {line.strip()!r}") from None
+    if cu < before[0] or op < before[1] or cu % 2 or op % 2:
         raise StereoWorkerError(
-            f"the tracks ended {muxer.pending} bytes apart; expected equal lengths"
+            f"expected even byte counts not below {before[0]} {before[1]}, found {cu} {op}"
         )
-    return ended
+    return cu, op
 
 
 def main() -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from callrec import cli
+from callrec import cli, stereo_worker
 from callrec.alignment import interleave
 from callrec.convert import convert
 from callrec.stereo_worker import StereoWorkerError, work
@@ -37,8 +37,12 @@ def header(tmp_path: Path, cu: Path, op: Path) -> str:
     )
 
 
-def test_the_worker_interleaves_what_it_is_told_is_written(tmp_path: Path) -> None:
-    # Given two mono WAVs, reported in uneven steps
+@pytest.mark.parametrize("step", [6, 1 << 20])
+def test_the_worker_interleaves_what_it_is_told_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: int
+) -> None:
+    # Given two mono WAVs, reported in uneven steps, and read back in steps of `step` bytes
+    monkeypatch.setattr(stereo_worker, "STEP_BYTES", step)
     left, right = bytes(range(256)) * 4, bytes(range(255, -1, -1)) * 4
     cu, op = mono(tmp_path / "cu.wav", left), mono(tmp_path / "op.wav", right)
     lines = [header(tmp_path, cu, op), "100 10", "100 10", "600 900", "1024 1024", "end"]
@@ -63,7 +67,9 @@ def test_input_ending_without_end_still_gets_a_header(tmp_path: Path) -> None:
     ("line", "message"),
     [
         ("8 x", "expected 'CU OP'"),
-        ("4 4", "not below"),
+        ("8 8 8", "expected 'CU OP'"),
+        ("4 4", "not below 8 8"),
+        ("9 10", "expected even byte counts"),
         ("64 64", "expected 56 bytes"),
     ],
 )
@@ -120,3 +126,14 @@ def test_the_command_writes_the_same_files_with_and_without_the_worker(
     assert len(names) == 3
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_without_a_second_process_the_stereo_file_is_written_in_this_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = capture()
+    monkeypatch.setattr(stereo_worker.sys, "executable", str(tmp_path / "no-python"))
+    result = convert(io.BytesIO(data), tmp_path / "out", parallel=True)
+    reference = convert(io.BytesIO(data), tmp_path / "ref")
+    for role in ("cu", "op", "stereo"):
+        assert result.paths[role].read_bytes() == reference.paths[role].read_bytes()
