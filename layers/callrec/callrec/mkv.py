@@ -18,6 +18,12 @@ Framing rules (Matroska / RFC 8794):
 
 Memory is bounded by one document plus one element: payloads are only buffered as they arrive,
 never allocated from a size field, and skipped elements are counted, not kept.
+
+Speed (a 45-minute Connect call is 84,000 blocks in 2,600 fragments): what Connect repeats is
+read once. Identical Tracks, Tags and EBML headers are parsed once (by their bytes); the runs
+of elements before and after each Cluster are read like the previous fragment's when their
+bytes match outside tag values (`_Layout`); a run of equal-sized SimpleBlocks is unpacked by
+one struct. Each of these gives what the element-by-element path gives, which reads the rest.
 """
 
 from __future__ import annotations
