@@ -15,6 +15,9 @@ from typing import BinaryIO
 from callrec.errors import CallrecError
 
 WAV_HEADER_SIZE = 44
+# A conversion writes a fragment's audio at a time (16 KB): a 1 MB buffer halves the cost of
+# writing it, in system calls.
+WRITE_BUFFER_BYTES = 1 << 20
 WAVE_FORMAT_PCM = 1
 _MAX_DATA = 0xFFFFFFFF - (WAV_HEADER_SIZE - 8)
 # RIFF size, WAVE, fmt chunk (16 bytes: format, channels, rate, byte rate, block align, bits),
@@ -70,7 +73,7 @@ class WavFileWriter:
         self.channels = channels
         self.bits = bits
         self.data_bytes = 0
-        self._file: BinaryIO = path.open("wb")
+        self._file: BinaryIO = path.open("wb", buffering=WRITE_BUFFER_BYTES)
         self._file.write(bytes(WAV_HEADER_SIZE))
 
     def write(self, pcm: bytes) -> None:
