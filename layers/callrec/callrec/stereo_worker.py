@@ -176,4 +176,8 @@ class StereoWorker:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    _status = main()
+    # The stereo file is closed and the converter waits for this process to end: end it now,
+    # without tearing the interpreter down.
+    sys.stderr.flush()
+    os._exit(_status)
