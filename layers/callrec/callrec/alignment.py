@@ -51,9 +51,9 @@ MAX_GAP_SECONDS = 600
 BYTES_PER_SAMPLE = 2
 STATE_VERSION = 1
 _NS = 1_000_000_000
-# `add` numbers the roles of its AudioBlocks as tracks for `_place`.
-_NUMBERED_ROLES = {0: ROLE_CUSTOMER, 1: ROLE_AGENT}
+# `add` numbers the roles of its AudioBlocks as tracks for `_place`: cu 0, op 1.
 _ROLE_NUMBERS = {ROLE_CUSTOMER: 0, ROLE_AGENT: 1}
+_NUMBERED_ROLES = (frozenset({0}), frozenset({1}))
 
 
 class AlignmentError(CallrecError):
@@ -96,7 +96,10 @@ class Aligner:
         self.fragments = 0  # fragments that contributed audio
         self.mime_type: str | None = None  # last MimeType seen, for fragments without one
         self._roles_key: tuple[tuple[Track, ...], str | None] | None = None
-        self._roles: tuple[PcmFormat | None, dict[int, tuple[str, bool]]] = (None, {})
+        # For that key: the format, each track's role and byte order, the tracks of cu and op.
+        self._roles: tuple[
+            PcmFormat | None, dict[int, tuple[str, bool]], tuple[frozenset[int], ...]
+        ] = (None, {}, ())
 
     @property
     def samples(self) -> int:
@@ -108,11 +111,14 @@ class Aligner:
         mime = fragment.mime_type or self.mime_type
         # A Connect stream repeats its tracks and MimeType: their roles are worked out once.
         key = (fragment.tracks, mime)
-        if self._roles_key is not None and key == self._roles_key:
-            fmt, roles = self._roles
-        else:
+        if key != self._roles_key:
             fmt, roles = fragment_roles(fragment, mime)
-            self._roles_key, self._roles = key, (fmt, roles)
+            by_role = tuple(
+                frozenset(number for number, (r, _) in roles.items() if r == role)
+                for role in (ROLE_CUSTOMER, ROLE_AGENT)
+            )
+            self._roles_key, self._roles = key, (fmt, roles, by_role)
+        fmt, roles, by_role = self._roles
         if fragment.mime_type:
             self.mime_type = fragment.mime_type
         blocks = fragment.blocks
@@ -131,12 +137,7 @@ class Aligner:
                 for block in blocks
             ]
         self.fragments += 1
-        return self._place(
-            blocks,
-            {number: role for number, (role, _) in roles.items()},
-            fragment.timecode_scale,
-            fmt,
-        )
+        return self._place(blocks, by_role, fragment.timecode_scale, fmt)
 
     def add(self, blocks: Sequence[AudioBlock], fmt: PcmFormat | None) -> Aligned:
         """Aligns audio blocks of one fragment, all in format `fmt` (as `fragment_audio` returns
@@ -150,9 +151,14 @@ class Aligner:
         return self._place(numbered, _NUMBERED_ROLES, 1, fmt)
 
     def _place(
-        self, blocks: Sequence[Block], roles: Mapping[int, str], scale: int, fmt: PcmFormat
+        self,
+        blocks: Sequence[Block],
+        by_role: tuple[frozenset[int], ...],
+        scale: int,
+        fmt: PcmFormat,
     ) -> Aligned:
-        """Places the blocks of the tracks `roles` names (timecodes in `scale` ns ticks)."""
+        """Places the blocks of the tracks `by_role` gives for cu and op (timecodes in `scale`
+        ns ticks)."""
         sample_rate = fmt.sample_rate
         if self.sample_rate is None:
             self.sample_rate = sample_rate
@@ -161,15 +167,12 @@ class Aligner:
                 f"expected audio at {self.sample_rate} Hz, found {sample_rate} Hz mid-recording"
             )
         if self.start_ns is None:
-            self.start_ns = min(block.timecode for block in blocks if block.track in roles) * scale
+            known = by_role[0] | by_role[1]
+            self.start_ns = min(block.timecode for block in blocks if block.track in known) * scale
         # Each role's blocks in stream order (the tracks are independent of each other).
         return Aligned(
-            *(
-                self._place_role(
-                    blocks, frozenset(n for n, r in roles.items() if r == role), role, scale
-                )
-                for role in (ROLE_CUSTOMER, ROLE_AGENT)
-            )
+            self._place_role(blocks, by_role[0], ROLE_CUSTOMER, scale),
+            self._place_role(blocks, by_role[1], ROLE_AGENT, scale),
         )
 
     def _place_role(  # noqa: PLR0912
