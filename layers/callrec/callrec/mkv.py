@@ -204,9 +204,9 @@ _NO_VALUE, _STRING_VALUE, _BINARY_VALUE = 0, 1, 2
 _LAYOUT_ELEMENTS = frozenset((MKV_ID_INFO, MKV_ID_TRACKS, MKV_ID_TAGS, EBML_ID_VOID, EBML_ID_CRC32))
 # Layouts a reader keeps, and how many runs in a row may fail to give one before it stops trying.
 _MAX_LAYOUTS = 8
+_MAX_LAYOUT_MISSES = 16
 # The stack entry of a Segment of unknown size with no known-size element around it.
 _OPEN_SEGMENT = (MKV_ID_SEGMENT, -1, -1)
-_MAX_LAYOUT_MISSES = 16
 
 _FLOAT32 = struct.Struct(">f")
 _FLOAT64 = struct.Struct(">d")
@@ -799,11 +799,11 @@ class MkvReader:
 
         A prefix run is an EBML header, a Segment of unknown size, then whole, known-size Info,
         Tracks, Tags, Void and CRC-32 elements; a Tags run (inside a Segment of unknown size) is
-        whole, known-size Tags, Void and CRC-32 elements. A run ends before any other element or
-        at the end of the buffered input. Each element is read by the functions the main parser
-        uses for it; Info's other children, Void and CRC-32 are skipped by both, so their bytes
-        are left out of the layout. Only a run that ends before a known element (a Cluster, for a
-        prefix) is taken: one cut by the end of the buffered input is left to the main parser."""
+        whole, known-size Tags, Void and CRC-32 elements. A run ends before any other element (a
+        prefix, before a Cluster); one cut by the end of the buffered input is left to the main
+        parser. Each element is read by the functions the main parser uses for it; Info's other
+        children, Void and CRC-32 are skipped by both, so their bytes are left out of the
+        layout."""
         origin = pos
         holes: list[tuple[int, int]] = []  # payloads that need not match: skipped, or tag values
         found: list[tuple[SimpleTag, int, int, int]] = []  # tag, value start, stop, kind
