@@ -190,6 +190,9 @@ _CACHE_SIZE = 64
 # Runs of at least this many equal-sized SimpleBlocks are read by the run reader (below that,
 # setting it up costs more than it saves).
 _MIN_RUN = 4
+# ... and at most this many at a time: a run is looked for block by block where sizes change,
+# so each look must cost a bounded amount, not the rest of the buffer.
+_MAX_RUN = 256
 # The run reader's struct for each element header and block size: skipped element header,
 # track number, relative timecode, flags, frame.
 _RUN_FORMATS: dict[tuple[int, int], struct.Struct] = {}
@@ -997,7 +1000,9 @@ class MkvReader:
                 waiting = False
                 while True:
                     length = hdr + size
-                    count = ((n if limit < 0 else min(n, limit - base)) - pos) // length
+                    count = min(
+                        ((n if limit < 0 else min(n, limit - base)) - pos) // length, _MAX_RUN
+                    )
                     whole_run = False
                     if count >= _MIN_RUN and 4 <= size <= max_size:
                         # Several whole blocks of this size are buffered: their element headers

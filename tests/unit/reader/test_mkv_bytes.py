@@ -469,3 +469,15 @@ def test_repeated_fragment_layouts_read_like_the_first_and_only_where_alike() ->
     assert whole[5].timecode_scale == 1_000_001
     assert whole[7].tags[1].value == "20030"
     assert whole[7].tags[-1].value == "x-10"
+
+
+@pytest.mark.timeout(20)
+def test_blocks_changing_size_every_time_are_read_in_linear_time() -> None:
+    # Given 3 MB of tiny blocks whose size changes from one block to the next (each one starts
+    # a new run, that ends at once): looking for a run must not scan the rest of the buffer.
+    # (Read in linear time this takes about 3 s here; scanning the rest, about 50 s.)
+    body = b"".join(_block(1, i % 100, bytes(1 + i % 2), width=1) for i in range(450_000))
+    data = minimal_document(CLUSTER_UNKNOWN + uint(0xE7, 0) + body)
+    (doc,), _ = parse(data)
+    assert len(doc.blocks) == 450_000
+    assert doc.blocks[-1].frames == [bytes(2)]
