@@ -208,6 +208,8 @@ _LAYOUT_ELEMENTS = frozenset((MKV_ID_INFO, MKV_ID_TRACKS, MKV_ID_TAGS, EBML_ID_V
 # Layouts a reader keeps, and how many runs in a row may fail to give one before it stops trying.
 _MAX_LAYOUTS = 8
 _MAX_LAYOUT_MISSES = 16
+# A layout keeps a copy of its run: longer runs (Connect's are about 1 KB) are not kept.
+_MAX_LAYOUT_BYTES = 64 * 1024
 # The stack entry of a Segment of unknown size with no known-size element around it.
 _OPEN_SEGMENT = (MKV_ID_SEGMENT, -1, -1)
 
@@ -838,6 +840,8 @@ class MkvReader:
                 if size is None or size > self._max or start + size > n:
                     return None
                 stop = start + size
+                if stop - origin > _MAX_LAYOUT_BYTES:
+                    return None
                 if eid == MKV_ID_TAGS:
                     tags: list[SimpleTag] = []
                     fields: list[tuple[str, int, int, int]] = []

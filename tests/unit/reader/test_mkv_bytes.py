@@ -481,3 +481,18 @@ def test_blocks_changing_size_every_time_are_read_in_linear_time() -> None:
     (doc,), _ = parse(data)
     assert len(doc.blocks) == 450_000
     assert doc.blocks[-1].frames == [bytes(2)]
+
+
+def test_a_long_run_of_tags_is_read_but_not_kept_as_a_layout() -> None:
+    # Given fragments whose Tags run is longer than a layout may be (100 KB of values)
+    simple = b"".join(
+        el(0x67C8, el(0x45A3, f"T{i}".encode()) + el(0x4487, b"v" * 1000, 2), 2) for i in range(100)
+    )
+    long_tags = el(0x1254C367, el(0x7373, simple, 4), 4)
+    docs = [minimal_document(long_tags + CLUSTER_UNKNOWN + uint(0xE7, i)) for i in range(3)]
+    reader = MkvReader()
+    got = reader.feed(b"".join(docs))
+    got.append(reader.close().document)  # type: ignore[arg-type]
+    # Then each has its tags, and the reader keeps no copy of them
+    assert [len(d.tags) for d in got] == [100, 100, 100]
+    assert all(layout.length <= 64 * 1024 for layout in reader._layouts)
