@@ -249,7 +249,8 @@ def _cpus() -> int:
 
 def _run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
-    parallel = not args.single_process and _cpus() > 1
+    # The worker reads the mono files back with os.pread (POSIX).
+    parallel = not args.single_process and _cpus() > 1 and hasattr(os, "pread")
     # The reader allocates a few container objects per block that never form reference
     # cycles: the cyclic collector's passes over them would be a tenth of the run time.
     collecting = gc.isenabled()
