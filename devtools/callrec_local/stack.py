@@ -47,7 +47,10 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, Self
 import boto3
 import boto3.session
 import botocore.session
+from moto.moto_server.threaded_moto_server import MotoRequestHandler
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.server import ThreadedMotoServer
+from werkzeug.serving import make_server
 
 from callrec_local.event_sources import KinesisEventSource, S3Notifications, Schedule
 from callrec_local.lambda_api import LambdaApi
@@ -107,6 +110,37 @@ class FunctionError(Exception):
             f"{invocation.function_name}: {error.get('errorType')}: {error.get('errorMessage')}"
         )
         self.invocation = invocation
+
+
+class AtomicMotoServer(ThreadedMotoServer):
+    """moto on loopback, with DynamoDB's atomic item writes.
+
+    moto serves each request in its own thread and applies an UpdateItem to the stored item
+    in place, one action after another, after checking its condition: a GetItem in another
+    thread can see half an update (a recording's status COMPLETED, its keys not yet there), and
+    two conditional updates can both pass their conditions. DynamoDB does neither. Here the
+    DynamoDB requests are served one at a time; the other services stay concurrent."""
+
+    def _server_entry(self) -> None:
+        # ThreadedMotoServer._server_entry (moto 5), with the DynamoDB requests serialized.
+        app = _one_dynamodb_request_at_a_time(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(
+            self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
+        )
+        self._server_ready_event.set()
+        self._server.serve_forever()
+
+
+def _one_dynamodb_request_at_a_time(app: Any) -> Callable[..., Any]:
+    lock = threading.Lock()
+
+    def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            with lock:
+                return list(app(environ, start_response))  # the whole response, inside
+        return app(environ, start_response)
+
+    return serve
 
 
 def stop_moto(server: ThreadedMotoServer) -> None:
@@ -230,7 +264,7 @@ class LocalStack:
         # moto's server logs every request through werkzeug; tests read invocation records instead.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         try:
-            self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+            self._moto = AtomicMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
             self._moto.start()
             host, port = self._moto.get_host_and_port()
             self.moto_endpoint = f"http://{host}:{port}"

@@ -6,7 +6,8 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from moto.server import ThreadedMotoServer
+
+from callrec_local.stack import AtomicMotoServer
 
 
 def free_port() -> int:
@@ -20,7 +21,7 @@ def free_port() -> int:
 def moto_endpoint() -> Iterator[str]:
     """One moto server for the session; tests isolate themselves by unique resource names."""
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = AtomicMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
         yield f"http://127.0.0.1:{port}"

@@ -24,9 +24,9 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from callrec import cli
+from callrec_local.stack import AtomicMotoServer
 from tests.integration.conftest import free_port
 from tests.integration.spectrum.contact import (
     Contact,
@@ -147,7 +147,7 @@ class DevTools:
 @pytest.fixture
 def moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = AtomicMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
     for name, value in {

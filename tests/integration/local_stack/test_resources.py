@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
+
+import pytest
+from moto.dynamodb.parsing.executors import SetExecutor, UpdateExpressionExecutor
 
 from callrec_local.stack import LocalStack
 from callrec_local.template import TEMPLATE_PATH, load_template
@@ -114,3 +120,88 @@ def test_handlers_get_template_variables_and_local_endpoints_only(make_stack: St
     assert env["AWS_ENDPOINT_URL_LAMBDA"] == stack.lambda_endpoint
     assert env["AWS_LAMBDA_FUNCTION_NAME"] == stack.function_name("RecorderFunction")
     assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "256"
+
+
+def test_a_read_never_sees_half_an_update_nor_two_conditional_winners(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given moto (in this process) made slow to apply each update and each of its actions,
+    # which widens the windows where an unserialized server shows half an update or lets two
+    # conditional updates pass their condition
+    slow_update = UpdateExpressionExecutor.execute
+    slow_set = SetExecutor.execute
+
+    def execute_update(self: Any, node: Any = None) -> None:
+        if node is None:
+            time.sleep(0.002)
+        slow_update(self, node)
+
+    def execute_set(self: Any, item: Any) -> None:
+        slow_set(self, item)
+        time.sleep(0.002)
+
+    monkeypatch.setattr(UpdateExpressionExecutor, "execute", execute_update)
+    monkeypatch.setattr(SetExecutor, "execute", execute_set)
+    # and an item that one thread updates, two attributes per update, while others read it
+    dynamodb = stack.dynamodb()
+    key = {"contact_id": {"S": "atomic-update-check"}}
+    dynamodb.put_item(TableName=stack.table_name, Item={**key, "a": {"N": "0"}, "b": {"N": "0"}})
+    torn: list[dict[str, Any]] = []
+    done = threading.Event()
+
+    def read() -> None:
+        reader = stack.dynamodb()
+        while not done.is_set():
+            item = reader.get_item(TableName=stack.table_name, Key=key)["Item"]
+            if item["a"] != item["b"]:
+                torn.append(item)
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for thread in readers:
+        thread.start()
+    try:
+        for n in range(1, 101):
+            dynamodb.update_item(
+                TableName=stack.table_name,
+                Key=key,
+                UpdateExpression="SET a = :n, b = :n",
+                ExpressionAttributeValues={":n": {"N": str(n)}},
+            )
+    finally:
+        done.set()
+        for thread in readers:
+            thread.join()
+    # Then no read saw one attribute updated and not the other, as DynamoDB guarantees
+    assert torn == []
+
+    # And of conditional updates racing on the same version, exactly one wins
+    clients = [stack.dynamodb() for _ in range(8)]
+    start = threading.Barrier(len(clients))
+
+    def claim(owner: str, wins: list[str]) -> None:
+        client = clients[int(owner[1:])]
+        start.wait()
+        with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
+            client.update_item(
+                TableName=stack.table_name,
+                Key=key,
+                UpdateExpression="SET a = a + :one, claimed_by = :owner",
+                ConditionExpression="a = :version",
+                ExpressionAttributeValues={
+                    ":one": {"N": "1"},
+                    ":owner": {"S": owner},
+                    ":version": {"N": "100"},
+                },
+            )
+            wins.append(owner)
+
+    wins: list[str] = []
+    claimers = [threading.Thread(target=claim, args=(f"o{i}", wins)) for i in range(len(clients))]
+    for thread in claimers:
+        thread.start()
+    for thread in claimers:
+        thread.join()
+    item = dynamodb.get_item(TableName=stack.table_name, Key=key)["Item"]
+    assert len(wins) == 1
+    assert item["a"] == {"N": "101"}
+    assert item["claimed_by"] == {"S": wins[0]}
