@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,25 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 EVENTS = REPO / "events"
-SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"
+# Real captures and dumps nobody here wrote, vendored with their licences (see its README.md).
+FIXTURES = REPO / "tests" / "fixtures"
+
+# Files opened beside the clone (see tests/conftest.py): recorded by an audit hook installed when
+# this module is first imported, in every process that runs tests.
+OUTSIDE_READS: list[str] = []
+_REPO = str(REPO) + os.sep
+_PARENT = str(REPO.parent) + os.sep
+
+
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    if event != "open" or not args or not isinstance(args[0], str | bytes | os.PathLike):
+        return
+    path = os.path.abspath(os.fsdecode(args[0]))
+    if path.startswith(_PARENT) and not path.startswith(_REPO) and path + os.sep != _REPO:
+        OUTSIDE_READS.append(path)
+
+
+sys.addaudithook(_audit)
 
 
 def load_event(name: str) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Dev-only. Feeds the local KVS emulator, the reader's tests and the benchmark. The layout (element
 order, size-field widths, tag names and values) follows a real Connect fragment element by element
-(`../shared/fixtures/connect-layout/real-connect-fragment-dump.txt`): given that fragment's ids and
+(`tests/fixtures/connect-layout/real-connect-fragment-dump.txt`): given that fragment's ids and
 timestamps, `encode_fragment` reproduces its offsets and sizes exactly.
 
 Two kinds of objects:

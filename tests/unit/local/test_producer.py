@@ -37,11 +37,10 @@ from callrec_local.producer import (
     speech_like,
     write_wav_pcm,
 )
+from tests.support import FIXTURES
 
 SCHEMA = ebmlite.loadSchema("matroska.xml")
-DUMP = Path(__file__).resolve().parents[3].parent / (
-    "shared/fixtures/connect-layout/real-connect-fragment-dump.txt"
-)
+DUMP = FIXTURES / "connect-layout" / "real-connect-fragment-dump.txt"
 CONTACT = "87718f4a-d2ed-476a-ad11-f496ab09b3f8"
 INSTANCE = "3087be6e-771a-48a8-90da-93b5326a43a1"
 START_MS = 1782912654536

@@ -1,4 +1,4 @@
-"""Real GetMedia captures (../shared/fixtures/getmedia-real) against an independent EBML walk
+"""Real GetMedia captures (tests/fixtures/getmedia-real, vendored) against an independent EBML walk
 (ebmlite), and `callrec inspect` / `callrec convert` on them."""
 
 from __future__ import annotations
@@ -52,11 +52,9 @@ def read_all(path: Path, chunk: int = 100_000) -> tuple[list[Fragment], Fragment
 
 
 @pytest.mark.parametrize("name", CAPTURES)
-def test_tags_and_fragment_numbers_match_an_independent_walk(
-    shared_fixtures: Path, name: str
-) -> None:
+def test_tags_and_fragment_numbers_match_an_independent_walk(fixtures: Path, name: str) -> None:
     # Given a real capture, read by ebmlite and by our reader in odd-sized chunks
-    path = shared_fixtures / "getmedia-real" / name
+    path = fixtures / "getmedia-real" / name
     expected = ebmlite_tags(path)
     fragments, reader = read_all(path, chunk=77_777)
     # Then the SimpleTags are the same, in the same order
@@ -76,24 +74,24 @@ def _ordered_tags(fragment: Fragment) -> list[tuple[str, Any]]:
     return fragment.document_tags
 
 
-def test_mixed_tags_before_info(shared_fixtures: Path) -> None:
-    fragments, _ = read_all(shared_fixtures / "getmedia-real" / "test_mixed_tags.mkv")
+def test_mixed_tags_before_info(fixtures: Path) -> None:
+    fragments, _ = read_all(fixtures / "getmedia-real" / "test_mixed_tags.mkv")
     assert all(f.tracks and f.tracks[0].name == "test track" for f in fragments)
     assert fragments[0].tag("testTag_0") == "testTag_0_Value"
     assert fragments[0].producer_timestamp == "0.000"
 
 
-def test_video_blocks_are_counted(shared_fixtures: Path) -> None:
+def test_video_blocks_are_counted(fixtures: Path) -> None:
     fragments, _ = read_all(
-        shared_fixtures / "getmedia-real" / "kinesis_video_renderer_example_output.mkv"
+        fixtures / "getmedia-real" / "kinesis_video_renderer_example_output.mkv"
     )
     first = fragments[0]
     assert first.track_stats() == {"kinesis_video": {"blocks": 59, "bytes": 148653}}
     assert first.clusters == 1
 
 
-def test_vogels_aac_is_rejected_as_audio(shared_fixtures: Path, tmp_path: Path) -> None:
-    path = shared_fixtures / "getmedia-real" / "vogels_330.mkv"
+def test_vogels_aac_is_rejected_as_audio(fixtures: Path, tmp_path: Path) -> None:
+    path = fixtures / "getmedia-real" / "vogels_330.mkv"
     (fragment,), _ = read_all(path)
     audio = [t for t in fragment.tracks if t.type == 2]
     assert [t.codec_id for t in audio] == ["A_AAC"]
@@ -106,9 +104,9 @@ def test_vogels_aac_is_rejected_as_audio(shared_fixtures: Path, tmp_path: Path) 
 
 @pytest.mark.parametrize("name", [*CAPTURES, "vogels_330.mkv"])
 def test_inspect_json_on_every_capture(
-    shared_fixtures: Path, name: str, capsys: pytest.CaptureFixture[str]
+    fixtures: Path, name: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    status = main(["inspect", "--json", str(shared_fixtures / "getmedia-real" / name)])
+    status = main(["inspect", "--json", str(fixtures / "getmedia-real" / name)])
     out = capsys.readouterr()
     records = [json.loads(line) for line in out.out.splitlines()]
     assert status == (1 if name in TRUNCATED else 0)
