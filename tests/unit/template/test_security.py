@@ -138,7 +138,7 @@ def test_the_key_rotates_and_only_the_account_and_this_stacks_log_groups_may_use
     statements = key["KeyPolicy"]["Statement"]
 
     assert key["EnableKeyRotation"] is True
-    assert RESOURCES["DataKey"]["DeletionPolicy"] == "Retain"
+    assert RESOURCES["DataKey"]["DeletionPolicy"] == "RetainExceptOnCreate"
     principals = [s["Principal"] for s in statements]
     assert principals == [
         {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}},
