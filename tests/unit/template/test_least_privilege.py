@@ -19,7 +19,7 @@ TEMPLATE = load_template(TEMPLATE_PATH)
 PARAMETERS: dict[str, dict[str, Any]] = TEMPLATE["Parameters"]
 RESOURCES: dict[str, dict[str, Any]] = TEMPLATE["Resources"]
 CODE = [
-    *sorted((REPO / "layers" / "callrec" / "callrec").glob("*.py")),
+    *sorted((REPO / "layers" / "callrec" / "callrec").rglob("*.py")),
     *sorted((REPO / "functions").glob("*/app.py")),
 ]
 
