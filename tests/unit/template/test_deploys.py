@@ -169,8 +169,12 @@ def test_every_place_that_names_the_bucket_names_the_same_bucket() -> None:
         if ":s3:::" in str(resource)
     ]
 
+    source = template["Resources"]["AccessLogsBucketPolicy"]["Properties"]["PolicyDocument"]
+    (delivery,) = [s for s in source["Statement"] if s["Effect"] == "Allow"]
+
     # Then each is this stack's bucket
     assert resolver.resolve(variables["BUCKET_NAME"]) == bucket
+    assert resolver.resolve(delivery["Condition"]["ArnLike"]["aws:SourceArn"]) == arn
     assert resources
     assert all(resource == arn or resource.startswith(f"{arn}/") for resource in resources), (
         resources
