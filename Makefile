@@ -93,7 +93,8 @@ cfn: tools
 test: dev tools sysdeps lint typecheck cfn
 	$(BIN)/pytest -n 2 --timeout 300
 
-unit: dev
+# tests/unit/template translates the template with the aws-sam-cli environment's own translator.
+unit: dev $(TOOLS)/bin/sam
 	$(BIN)/pytest tests/unit
 
 build: tools

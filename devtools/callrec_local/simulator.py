@@ -37,6 +37,8 @@ from callrec_local.producer import (
 )
 
 ContactFlowHandler = Callable[[dict[str, Any]], Any]
+# The Invoke AWS Lambda function block as the README configures it: Timeout 8 s, passed on.
+README_FLOW_PARAMETERS = {"InvocationTimeLimitSeconds": "8"}
 AudioSource = bytes | str | Path | None
 DEFAULT_INSTANCE_ID = "9308c2a1-9bc6-4cea-8290-6c0b4a6d38fa"
 
@@ -56,7 +58,10 @@ class CallScript:
     speech-like voice (deterministic from `seed`), `seconds` long. `hangup_ms` ends the call there
     (relative to its start), mid-fragment or mid-block. `invoke_after_ms`: when the flow reaches the
     Lambda block (media time after the call start; never before the first fragment is in the stream).
-    The rest are the producer's test-case options (see `ConnectCall`).
+    `parameters`: the block's function input parameters; by default those of the flow the README
+    describes, which passes the block's 8-second timeout (without it the function assumes
+    Connect's default of 3 s: callrec.flow_block). The rest are the producer's test-case options
+    (see `ConnectCall`).
     """
 
     seconds: float = 10.0
@@ -65,7 +70,7 @@ class CallScript:
     agent: AudioSource = None
     contact_id: str | None = None
     initial_contact_id: str | None = None
-    parameters: dict[str, str] = field(default_factory=dict)
+    parameters: dict[str, str] = field(default_factory=lambda: dict(README_FLOW_PARAMETERS))
     attributes: dict[str, str] = field(default_factory=dict)
     hangup_ms: int | None = None
     invoke_after_ms: int = 0

@@ -202,6 +202,11 @@ class LocalStack:
     not scaled by `time_scale` nor checked against MinValue/MaxValue: with `time_scale=0.01`, pass
     e.g. `parameters={"RecordingIdleSeconds": "3"}` for a recorder that ends a call after 3 idle
     seconds (the template's minimum is 5).
+
+    `moto`: a moto server already running, shared with other stacks (this stack neither starts
+    nor stops it). With the same `account_id`, two stacks then live side by side in one account
+    and region, as two deployments of the template would: whatever name the template chooses
+    that does not derive from the stack collides there.
     """
 
     def __init__(
@@ -219,6 +224,7 @@ class LocalStack:
         event_sources: bool = True,
         max_concurrency: int = 8,
         work_dir: Path | None = None,
+        moto: ThreadedMotoServer | None = None,
     ) -> None:
         self.template_path = template_path
         # Every stack gets its own moto account (random unless given), so stacks, and other tests
@@ -241,6 +247,7 @@ class LocalStack:
         self._max_concurrency = max_concurrency
         self._work_dir = work_dir
         self._own_work_dir = False
+        self._shared_moto = moto
         self._moto: Any = None
         self._api: LambdaApi | None = None
         self._runtime: LambdaRuntime | None = None
@@ -264,8 +271,11 @@ class LocalStack:
         # moto's server logs every request through werkzeug; tests read invocation records instead.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         try:
-            self._moto = AtomicMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-            self._moto.start()
+            if self._shared_moto is not None:
+                self._moto = self._shared_moto
+            else:
+                self._moto = AtomicMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+                self._moto.start()
             host, port = self._moto.get_host_and_port()
             self.moto_endpoint = f"http://{host}:{port}"
             self._credentials = self._account_credentials()
@@ -314,7 +324,8 @@ class LocalStack:
             self._kvs.stop()
             self.kvs_endpoint = None
         if self._moto is not None:
-            stop_moto(self._moto)
+            if self._moto is not self._shared_moto:
+                stop_moto(self._moto)
             self._moto = None
         if self._own_work_dir and self._work_dir is not None:
             shutil.rmtree(self._work_dir, ignore_errors=True)

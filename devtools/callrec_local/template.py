@@ -14,6 +14,7 @@ an error only when something the local stack needs refers to it.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import uuid
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+import botocore.loaders
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -126,6 +128,35 @@ class Account:
         region, account = (self.region, self.account_id) if regional else ("", "")
         return f"arn:{self.partition}:{service}:{region}:{account}:{resource}"
 
+    @property
+    def stack_id(self) -> str:
+        """The stack's id as CloudFormation forms it: its ARN, ending in a UUID of its own.
+
+        "arn:aws:cloudformation:us-west-2:123456789012:stack/teststack/51af3dc0-da77-11e4-872e-1234567db123"
+        (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/pseudo-parameter-reference.html).
+        CloudFormation's UUID is new for every stack; here it is stable for a stack name,
+        account and region, and differs between any two of them.
+        """
+        unique = uuid.uuid5(
+            uuid.NAMESPACE_URL,
+            f"{self.partition}/{self.account_id}/{self.region}/{self.stack_name}",
+        )
+        return self.arn("cloudformation", f"stack/{self.stack_name}/{unique}")
+
+    @property
+    def url_suffix(self) -> str:
+        """AWS::URLSuffix: "The suffix is typically amazonaws.com, but might differ by Region. For
+        example, the suffix for the China (Beijing) Region is amazonaws.com.cn." (the same page).
+        Taken from the partition's DNS suffix in botocore's endpoint data."""
+        return _dns_suffixes().get(self.partition, "amazonaws.com")
+
+
+@functools.cache
+def _dns_suffixes() -> dict[str, str]:
+    """Each partition's DNS suffix, as AWS's SDKs know them (botocore's endpoints.json)."""
+    endpoints = botocore.loaders.Loader().load_data("endpoints")
+    return {str(p["partition"]): str(p["dnsSuffix"]) for p in endpoints["partitions"]}
+
 
 class Resolver:
     """Resolves intrinsic functions against parameters, pseudo parameters and local resources."""
@@ -172,10 +203,8 @@ class Resolver:
             "AWS::Region": self.account.region,
             "AWS::AccountId": self.account.account_id,
             "AWS::Partition": self.account.partition,
-            "AWS::URLSuffix": "amazonaws.com",
-            "AWS::StackId": self.account.arn(
-                "cloudformation", f"stack/{self.account.stack_name}/local"
-            ),
+            "AWS::URLSuffix": self.account.url_suffix,
+            "AWS::StackId": self.account.stack_id,
         }
         if name not in values:
             raise TemplateError(f"pseudo parameter {name} is not supported locally")

@@ -1,7 +1,8 @@
 """Contact-flow Lambda: after "Start media streaming", puts the call's start record on Kinesis.
 
 Returns a flat map of strings, as Connect requires. Any error (no media stream, not a voice
-call, Kinesis unavailable after retries) is raised, so the flow takes its Error branch.
+call, Kinesis unavailable after retries) is raised, so the flow takes its Error branch. Its
+retries end before the Invoke block's timeout does (flow_block.py).
 """
 
 from __future__ import annotations
@@ -17,15 +18,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from callrec.config import SendEventSettings
 from callrec.errors import CallrecError
 from callrec.events import start_record_from_contact_flow
+from callrec.flow_block import BlockTimeout
 from callrec.kinesis import StartRecordPublisher
 from callrec.logs import PersonalDataFormatter, masked_invocation
 
 logger = Logger(logger_formatter=PersonalDataFormatter())
 tracer = Tracer()
 metrics = Metrics()
-
-# Leave this much of Connect's 8 s for logging, metrics and the response.
-SAFETY_MARGIN_S = 0.5
 
 
 @lru_cache(maxsize=1)
@@ -52,8 +51,9 @@ def lambda_handler(
             event, include_phone_number=settings().include_phone_number
         )
         logger.append_keys(contact_id=record.contact_id)
-        deadline = (
-            time.monotonic() + context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_S
+        timeout = BlockTimeout.from_event(event)
+        deadline = timeout.deadline(
+            now=time.monotonic(), lambda_remaining_s=context.get_remaining_time_in_millis() / 1000
         )
         receipt = (publisher or default_publisher()).publish(record, deadline=deadline)
     except CallrecError:
@@ -61,6 +61,11 @@ def lambda_handler(
         metrics.add_metric(name="StartRecordFailures", unit=MetricUnit.Count, value=1)
         logger.exception("recording not started")
         raise
-    logger.info("start record sent", stream_name=record.stream_name, attempts=receipt.attempts)
+    logger.info(
+        "start record sent",
+        stream_name=record.stream_name,
+        attempts=receipt.attempts,
+        block_timeout_s=timeout.seconds,
+    )
     metrics.add_metric(name="RecordingsStarted", unit=MetricUnit.Count, value=1)
     return {"status": "RECORDING_REQUESTED", "contactId": record.contact_id}

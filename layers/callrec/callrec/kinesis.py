@@ -1,6 +1,7 @@
 """Putting start records on the Kinesis stream, within Amazon Connect's deadline.
 
-Connect gives a flow's Lambda function at most 8 seconds. botocore's own retries know
+Connect waits for the contact-flow function only as long as the Invoke block's timeout: 3
+seconds unless the flow sets more, 8 at most (flow_block.py). botocore's own retries know
 nothing of that deadline, so they are switched off and this module retries transient
 failures (throttling, 5xx, timeouts, dropped connections) itself, starting a new attempt
 only while a whole attempt still fits before the deadline. Permanent failures (a missing
@@ -25,8 +26,12 @@ from callrec.events import StartRecord
 if TYPE_CHECKING:
     from mypy_boto3_kinesis import KinesisClient
 
-CONNECT_TIMEOUT = 1.0
-READ_TIMEOUT = 2.0
+# One attempt must fit in the default block's budget (3 s, less flow_block's margins: 2 s), so
+# that even the first attempt ends before Connect gives up. A PutRecord answers in far less
+# (assumed: the documentation gives no latency); a slower answer is a failure, retried while
+# the deadline allows.
+CONNECT_TIMEOUT = 0.5
+READ_TIMEOUT = 1.0
 # The longest one attempt can take before botocore gives up on it.
 ATTEMPT_SECONDS = CONNECT_TIMEOUT + READ_TIMEOUT
 BACKOFF_BASE = 0.05

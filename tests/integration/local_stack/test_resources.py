@@ -78,7 +78,10 @@ def test_bucket_named_versioned_and_notifying_as_declared(stack: LocalStack) -> 
     notification = s3.get_bucket_notification_configuration(Bucket=stack.bucket_name)
 
     assert stack.bucket_name == stack.outputs["RecordingsBucketName"]
-    assert stack.bucket_name == f"callrec-recordings-{stack.account.account_id}-us-east-1"
+    stack_uuid = stack.account.stack_id.rsplit("/", 1)[1]
+    assert stack.bucket_name == (
+        f"callrec-{stack_uuid.split('-')[0]}-{stack.account.account_id}-us-east-1"
+    )
     assert versioning["Status"] == "Enabled"
     (configuration,) = notification["QueueConfigurations"]
     assert configuration["Events"] == [s3_event["Properties"]["Events"]]

@@ -11,7 +11,14 @@ import boto3
 import pytest
 
 from callrec.events import StartRecord, start_record_from_contact_flow
-from callrec.kinesis import PublishError, StartRecordPublisher, kinesis_client
+from callrec.flow_block import BlockTimeout
+from callrec.kinesis import (
+    ATTEMPT_SECONDS,
+    BACKOFF_CAP,
+    PublishError,
+    StartRecordPublisher,
+    kinesis_client,
+)
 from tests.integration.conftest import free_port
 from tests.support import FakeLambdaContext, load_event, load_function
 
@@ -82,19 +89,34 @@ def test_missing_stream_fails_at_once(aws_env: str) -> None:
         publisher.publish(record, deadline=time.monotonic() + 7.5)
 
 
-def test_unreachable_kinesis_gives_up_within_connects_deadline(
-    monkeypatch: pytest.MonkeyPatch, app: ModuleType
+@pytest.mark.parametrize(
+    ("parameters", "block_timeout_s"), [({}, 3.0), ({"InvocationTimeLimitSeconds": "5"}, 5.0)]
+)
+def test_unreachable_kinesis_gives_up_before_the_invoke_block_does(
+    monkeypatch: pytest.MonkeyPatch,
+    app: ModuleType,
+    parameters: dict[str, str],
+    block_timeout_s: float,
 ) -> None:
-    # Nothing listens on this port: every attempt is refused at once, so retries run
-    # until no whole attempt fits in the time Connect gives the function.
+    # Given Kinesis that refuses every connection at once, 8 s of Lambda time, and the block's
+    # timeout as the flow passes it (or not: Connect's default, 3 s)
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     kinesis_client.cache_clear()
     app.default_publisher.cache_clear()
+    # A warm function: the client exists already (creating one, seconds on a loaded machine,
+    # would count against the time measured here, not against the retries under test).
+    app.default_publisher()
+    event = load_event("contact-flow-event.json")
+    event["Details"]["Parameters"].update(parameters)
     started = time.monotonic()
 
+    # When the function runs, retrying until no whole attempt fits
     with pytest.raises(PublishError, match=r"failed \d+ time\(s\)"):
-        app.lambda_handler(
-            load_event("contact-flow-event.json"), FakeLambdaContext(remaining_ms=4000)
-        )
+        app.lambda_handler(event, FakeLambdaContext(remaining_ms=8000))
 
-    assert time.monotonic() - started < 4.0
+    # Then it has given up before its deadline inside the block's timeout, once no whole
+    # attempt (and its pause) fitted any more
+    elapsed = time.monotonic() - started
+    budget = BlockTimeout(int(block_timeout_s)).deadline(now=0.0, lambda_remaining_s=8.0)
+    assert budget < block_timeout_s
+    assert budget - ATTEMPT_SECONDS - BACKOFF_CAP < elapsed < budget

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from callrec.events import ContactFlowEventError, StartRecord
+from callrec.flow_block import INVOKE_OVERHEAD_S, RESPONSE_MARGIN_S
 from callrec.kinesis import PublishError, PutReceipt
 from tests.support import FakeLambdaContext, load_event, load_function
 
@@ -82,15 +83,48 @@ def test_publish_failure_is_raised(app: ModuleType) -> None:
         )
 
 
-def test_deadline_leaves_a_margin_inside_the_remaining_time(app: ModuleType) -> None:
+def test_without_the_flow_saying_the_deadline_fits_connects_default_timeout(
+    app: ModuleType,
+) -> None:
+    # Given Connect's event, which does not carry the block's timeout, and 8 s of Lambda time
     publisher = FakePublisher()
     before = time.monotonic()
 
+    # When the handler runs
     app.lambda_handler(
         load_event("contact-flow-event.json"),
         FakeLambdaContext(remaining_ms=8000),
         publisher=publisher,
     )
 
+    # Then its work must end within the block's default 3 s, less the invoke and response
     deadline = publisher.published[0][1]
-    assert before + 7.0 < deadline < time.monotonic() + 8.0 - app.SAFETY_MARGIN_S + 0.01
+    assert before + 3.0 - INVOKE_OVERHEAD_S - RESPONSE_MARGIN_S <= deadline
+    assert deadline < time.monotonic() + 3.0 - INVOKE_OVERHEAD_S - RESPONSE_MARGIN_S
+
+
+@pytest.mark.parametrize(
+    ("timeout", "remaining_ms", "budget_s"), [("8", 8000, 7.0), ("8", 4000, 3.5)]
+)
+def test_the_flows_timeout_parameter_sets_the_deadline_within_lambdas_own(
+    app: ModuleType, timeout: str, remaining_ms: int, budget_s: float
+) -> None:
+    event = load_event("contact-flow-event.json")
+    event["Details"]["Parameters"]["InvocationTimeLimitSeconds"] = timeout
+    publisher = FakePublisher()
+    before = time.monotonic()
+
+    app.lambda_handler(event, FakeLambdaContext(remaining_ms=remaining_ms), publisher=publisher)
+
+    deadline = publisher.published[0][1]
+    assert before + budget_s <= deadline < time.monotonic() + budget_s
+
+
+def test_a_timeout_parameter_the_block_cannot_have_is_refused_naming_it(app: ModuleType) -> None:
+    event = load_event("contact-flow-event.json")
+    event["Details"]["Parameters"]["InvocationTimeLimitSeconds"] = "9"
+    publisher = FakePublisher()
+
+    with pytest.raises(ContactFlowEventError, match=r"InvocationTimeLimitSeconds.*found '9'"):
+        app.lambda_handler(event, FakeLambdaContext(), publisher=publisher)
+    assert publisher.published == []

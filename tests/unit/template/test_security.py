@@ -138,11 +138,11 @@ def test_the_key_rotates_and_only_the_account_and_this_stacks_log_groups_may_use
     statements = key["KeyPolicy"]["Statement"]
 
     assert key["EnableKeyRotation"] is True
-    assert RESOURCES["DataKey"]["DeletionPolicy"] == "Retain"
+    assert RESOURCES["DataKey"]["DeletionPolicy"] == "RetainExceptOnCreate"
     principals = [s["Principal"] for s in statements]
     assert principals == [
         {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}},
-        {"Service": {"Fn::Sub": "logs.${AWS::Region}.amazonaws.com"}},
+        {"Service": {"Fn::Sub": "logs.${AWS::Region}.${AWS::URLSuffix}"}},
     ]
     logs = statements[1]
     assert "${AWS::StackName}-" in str(logs["Condition"]["ArnLike"])
