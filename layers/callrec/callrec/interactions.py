@@ -86,7 +86,9 @@ class InteractionStore:
             ":at": {"N": str(disconnect.disconnected_at_ms)},
         }
         try:
-            self._update(recording, "SET #d.#c = :at", "attribute_exists(contact_id)", names, values)
+            self._update(
+                recording, "SET #d.#c = :at", "attribute_exists(contact_id)", names, values
+            )
         except ClientError as exc:
             code = _code(exc)
             if code == "ConditionalCheckFailedException":
