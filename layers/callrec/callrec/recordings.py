@@ -342,7 +342,7 @@ class RecordingStore:
     def _add_segment(self, record: StartRecord, old: dict[str, Any], now: int) -> Registration:
         """The item exists: note the record's segment on it, if it is news."""
         for _ in range(REGISTER_ATTEMPTS):
-            if not old:  # gone between the put and now (a test's table reset): read again
+            if not old:  # the refused put did not return the item: read it
                 old = self._read(record.contact_id) or {}
                 if not old:
                     raise RecordingStoreError(
@@ -370,12 +370,19 @@ class RecordingStore:
             stopped = Segment.of(
                 record, registered_at=known.registered_at, recording=known.recording
             )
-            written = self._write_segment(
-                record,
-                "SET #segs.#k = :segment, updated_at = :now",
-                "attribute_exists(#segs.#k)",
-                {":segment": stopped.to_attribute(), ":now": {"N": str(now)}},
-            )
+            values: dict[str, Any] = {":segment": stopped.to_attribute(), ":now": {"N": str(now)}}
+            if "segments" in old:
+                update = "SET #segs.#k = :segment, updated_at = :now"
+                condition = "attribute_exists(#segs.#k)"
+            else:  # registered before segments existed: its one segment, with the stop
+                values = {
+                    ":segments": {"M": {stopped.start_fragment_number: stopped.to_attribute()}},
+                    ":one": {"N": "1"},
+                    ":now": {"N": str(now)},
+                }
+                update = "SET #segs = :segments, segment_count = :one, updated_at = :now"
+                condition = "attribute_not_exists(#segs)"
+            written = self._write_segment(record, update, condition, values)
             return Registration.STOP_NOTED if written else None
         # A segment joins the recording in progress until it starts finishing (the recorder
         # sets the top-level `finishing` flag first: audio registered after that cannot be in
@@ -384,7 +391,7 @@ class RecordingStore:
         joins = stored.status == RECORDING and not finishing
         index = stored.recording_index if joins else stored.recording_index + 1
         segment = Segment.of(record, registered_at=now, recording=index)
-        values: dict[str, Any] = {
+        values = {
             ":now": {"N": str(now)},
             ":status": {"S": stored.status},
             ":finishing": {"BOOL": finishing},

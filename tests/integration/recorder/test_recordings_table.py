@@ -353,3 +353,30 @@ def test_a_transferred_contact_is_registered_with_its_interaction(
     assert item["previous_contact_id"] == {"S": record.contact_id}
     store.register(record)
     assert "previous_contact_id" not in raw_item(store, record.contact_id)
+
+
+def test_a_stop_for_an_item_registered_before_segments_existed_is_noted(
+    store: RecordingStore, record: StartRecord, clock: Clock
+) -> None:
+    boto3.client("dynamodb").put_item(
+        TableName=store._table,
+        Item={
+            "contact_id": {"S": record.contact_id},
+            "status": {"S": "RECORDING"},
+            "start_record": {"S": record.to_json().decode()},
+            "stream_arn": {"S": record.stream_arn},
+            "generation": {"N": "0"},
+            "registered_at": {"N": str(int(clock.now))},
+        },
+    )
+    stopped = dataclasses.replace(
+        record,
+        stop_fragment_number="91343852333181432392682062622220590765191907600",
+        stop_timestamp_ms=record.start_timestamp_ms + 60_000,
+    )
+
+    assert store.register(stopped) is Registration.STOP_NOTED
+    recording = store.get(record.contact_id)
+    assert recording is not None
+    (segment,) = recording.segments
+    assert segment.stop_timestamp_ms == record.start_timestamp_ms + 60_000
