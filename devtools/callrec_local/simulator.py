@@ -369,7 +369,8 @@ class ConnectSimulator:
 
         def fragments(n: int) -> Iterator[FragmentSpec]:
             if after is not None and n == 0:
-                after.wait()
+                for feed in after.feeds or [after.feed]:
+                    feed.wait()
             for spec in per_stream[n]:
                 yielded[n].append(spec)
                 yield spec
