@@ -19,6 +19,13 @@
   function, so S3 events get Lambda's async retries and OnFailure destination.
 - `Schedule`: an EventBridge Scheduler rate schedule invoking the function asynchronously with the
   schedule's Input, its period scaled by the stack's time factor.
+- `EventRules`: EventBridge rules on the default bus (SAM EventBridgeRule). Each rule is put on
+  moto's EventBridge with the template's event pattern, targeting a local-only SQS queue (moto
+  matches the pattern and delivers the event's JSON to SQS; it cannot invoke Lambda without
+  Docker); a poller moves each event into an asynchronous invocation of the function, with
+  Lambda's retries and OnFailure destination. EventBridge's own retries towards the target are
+  not emulated (the target here is a queue that is always there), nor is the event's age: an
+  event's `time` is on the media clock, which runs faster than the wall clock.
 """
 
 from __future__ import annotations
@@ -37,7 +44,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus, unquote_plus
 
 from callrec_local.lambda_runtime import FailureSink, Invocation, LambdaRuntime
-from callrec_local.template import Account, FunctionSpec, KinesisSource, S3Source, ScheduleSource
+from callrec_local.template import (
+    Account,
+    EventRuleSource,
+    FunctionSpec,
+    KinesisSource,
+    S3Source,
+    ScheduleSource,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_kinesis import KinesisClient
@@ -424,6 +438,74 @@ class Schedule(_Threads):
     def _run(self) -> None:
         while not self._stop.wait(self.period_s):
             self._runtime.invoke_async(self.function.name, self.schedule.input, source="schedule")
+
+
+# ------------------------------------------------------------------ EventBridge rules
+
+
+class EventRules(_Threads):
+    """The functions' EventBridge rules, delivered through moto's EventBridge and SQS."""
+
+    def __init__(
+        self,
+        runtime: LambdaRuntime,
+        functions: list[FunctionSpec],
+        events: Any,
+        sqs: SqsClient,
+        *,
+        account: Account,
+        time_scale: float = 1.0,
+        poll_interval_s: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self._runtime = runtime
+        self._functions = functions
+        self._events = events
+        self._sqs = sqs
+        self._account = account
+        self._time_scale = time_scale
+        self._poll_interval_s = poll_interval_s
+        self._routes: list[tuple[str, FunctionSpec, EventRuleSource]] = []
+
+    def rule_name(self, function: FunctionSpec, rule: EventRuleSource) -> str:
+        return f"{self._account.stack_name}-{function.logical_id}-{rule.event_name}"[:64]
+
+    def start(self) -> None:
+        for function in self._functions:
+            for rule in function.event_rules:
+                if not rule.enabled:
+                    continue
+                name = self.rule_name(function, rule)
+                queue = self._sqs.create_queue(QueueName=f"{name}-local"[:80])["QueueUrl"]
+                queue_arn = self._sqs.get_queue_attributes(
+                    QueueUrl=queue, AttributeNames=["QueueArn"]
+                )["Attributes"]["QueueArn"]
+                self._events.put_rule(Name=name, EventPattern=json.dumps(rule.pattern))
+                self._events.put_targets(Rule=name, Targets=[{"Id": "function", "Arn": queue_arn}])
+                self._routes.append((queue, function, rule))
+        if self._routes:
+            self._spawn(self._poll, name="event-rules")
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self._poll_interval_s):
+            for url, function, rule in self._routes:
+                try:
+                    messages = self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+                except Exception:
+                    if self.stopping():
+                        return
+                    logger.exception("receiving events from %s failed", url)
+                    continue
+                for message in messages.get("Messages", []):
+                    self._dispatch(function, rule, json.loads(message["Body"]))
+                    self._sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _dispatch(
+        self, function: FunctionSpec, rule: EventRuleSource, event: dict[str, Any]
+    ) -> None:
+        # moto leaves out the account; EventBridge events carry it.
+        event = {"account": self._account.account_id, **event}
+        self._runtime.invoke_async(function.name, event, source="events")
 
 
 def start_records_event(records: list[bytes], partition_keys: list[str]) -> dict[str, Any]:

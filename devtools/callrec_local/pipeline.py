@@ -81,7 +81,9 @@ class LocalPipeline:
 
     def start(self) -> LocalPipeline:
         self.stack.start()
-        self.simulator = ConnectSimulator(self.kvs, self.stack.contact_flow_handler())
+        self.simulator = ConnectSimulator(
+            self.kvs, self.stack.contact_flow_handler(), connect=self.stack.connect
+        )
         return self
 
     def stop(self) -> None:

@@ -26,7 +26,7 @@ import random
 import struct
 import wave
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -489,6 +489,28 @@ class Gap:
 
 
 @dataclass(frozen=True, slots=True)
+class Pause:
+    """Media streaming stops `at_ms` after the call's start (rounded down to the block grid of
+    the stretch being streamed) and starts again `length_ms` later, at any millisecond: the
+    caller's audio in between is never streamed (the PCI case: digits typed into the IVR).
+    `other_stream`: streaming restarts on another Kinesis video stream."""
+
+    at_ms: int
+    length_ms: int
+    other_stream: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StreamedSpan:
+    """One stretch of media streaming: [start_ms, end_ms) after the call's start, and which of
+    the call's streams carries it (0 the first; a restart on another stream adds one)."""
+
+    start_ms: int
+    end_ms: int
+    stream: int
+
+
+@dataclass(frozen=True, slots=True)
 class GroundTruth:
     """What a correct reader produces for one contact: aligned, equal-length mono PCM (int16 LE)."""
 
@@ -521,7 +543,13 @@ class ConnectCall:
     - `duplicate_fragments`: fragment indexes delivered twice (same content, a second copy right after);
     - `jitter_ms`: each block's timestamp moved by up to this many ms (< 20: absorbed by the reader);
     - `hangup_ms`: the call ends there (relative to its start), possibly mid-fragment and mid-block;
-    - `track_order`, `tags_layout`, `crc32`, `void`: layout variants, see `FragmentSpec`.
+    - `track_order`, `tags_layout`, `crc32`, `void`: layout variants, see `FragmentSpec`;
+    - `pauses`: media streaming stopped and restarted (`Pause`): no fragment at all meanwhile;
+    - `contact_switches`: (ms after the start, contact id): from the first block at or after that
+      time, fragments carry that ContactId (a transfer whose tags switch to the new contact); a
+      switch starts a new fragment.
+    With pauses or switches the timestamps must be exact (no jitter), and the ground truth of
+    each contact is computed from the fragments themselves (`truth_of`).
     """
 
     contact_id: str
@@ -540,11 +568,18 @@ class ConnectCall:
     jitter_ms: int = 0
     jitter_seed: int = 0
     hangup_ms: int | None = None
+    pauses: Sequence[Pause] = ()
+    contact_switches: Sequence[tuple[int, str]] = ()
     _padded: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.jitter_ms >= 20:
             raise ValueError("jitter of 20 ms or more is not absorbed by the alignment rules")
+        if (self.pauses or self.contact_switches) and self.jitter_ms:
+            raise ValueError("pauses and contact switches need exact timestamps: no jitter")
+        for pause in self.pauses:
+            if pause.at_ms < 0 or pause.length_ms <= 0:
+                raise ValueError(f"a pause needs at_ms >= 0 and length_ms > 0, got {pause}")
         for name, pcm in (("customer", self.customer), ("agent", self.agent)):
             if len(pcm) % SAMPLE_WIDTH:
                 raise ValueError(f"{name} PCM has an odd byte count {len(pcm)}")
@@ -586,8 +621,93 @@ class ConnectCall:
     def _in_gap(self, track: str, offset_ms: int) -> bool:
         return any(g.track == track and g.start_ms <= offset_ms < g.end_ms for g in self.gaps)
 
+    @property
+    def streamed(self) -> bool:
+        """Whether the call streams with pauses or contact switches (the span-wise layout)."""
+        return bool(self.pauses or self.contact_switches)
+
+    @property
+    def duration_ms(self) -> int:
+        """The call's length: to its hang-up (or the end of its audio)."""
+        return math.ceil(self.samples * 1000 / SAMPLE_RATE)
+
+    def spans(self) -> list[StreamedSpan]:
+        """The stretches of media streaming, in time order (one if the call never pauses)."""
+        spans: list[StreamedSpan] = []
+        start, stream = 0, 0
+        for pause in sorted(self.pauses, key=lambda p: p.at_ms):
+            stop = start + (max(pause.at_ms, start) - start) // self.block_ms * self.block_ms
+            stop = min(stop, self.duration_ms)
+            if stop > start:
+                spans.append(StreamedSpan(start, stop, stream))
+            start = max(start, stop + pause.length_ms)
+            stream += 1 if pause.other_stream else 0
+            if start >= self.duration_ms:
+                return spans
+        spans.append(StreamedSpan(start, self.duration_ms, stream))
+        return spans
+
+    def fragments_by_span(self) -> list[list[FragmentSpec]]:
+        """Each span's fragments, in the order Connect ingests them (duplicates included)."""
+        if not self.streamed:
+            return [list(self.fragments())]
+        return [list(self._span_fragments(span, index)) for index, span in enumerate(self.spans())]
+
+    def _span_fragments(self, span: StreamedSpan, span_index: int) -> Iterator[FragmentSpec]:
+        cu, op = self._sources()
+        by_track = {TRACK_FROM_CUSTOMER: cu, TRACK_TO_CUSTOMER: op}
+        first, second = self.track_order.names()
+        switches = sorted(self.contact_switches)
+        offsets = list(range(span.start_ms, span.end_ms, self.block_ms))
+        # Fragments: at most blocks_per_fragment blocks, and a new one where the contact changes.
+        groups: list[list[int]] = []
+        for offset in offsets:
+            contact = self._contact_at(offset, switches)
+            if (
+                not groups
+                or len(groups[-1]) >= self.blocks_per_fragment
+                or self._contact_at(groups[-1][0], switches) != contact
+            ):
+                groups.append([])
+            groups[-1].append(offset)
+        for number, group in enumerate(groups):
+            blocks = []
+            for offset in group:
+                lo = offset * SAMPLE_RATE // 1000 * SAMPLE_WIDTH
+                hi = min(lo + self.block_samples * SAMPLE_WIDTH, len(cu))
+                hi = min(hi, span.end_ms * SAMPLE_RATE // 1000 * SAMPLE_WIDTH)
+                for track in (first, second):
+                    if hi > lo and not self._in_gap(track, offset):
+                        blocks.append(Block(track, self.start_ms + offset, by_track[track][lo:hi]))
+            index = span_index * 1_000_000 + number
+            spec = FragmentSpec(
+                contact_id=self._contact_at(group[0], switches),
+                instance_id=self.instance_id,
+                timecode_ms=self.start_ms + group[0],
+                blocks=tuple(blocks),
+                track_order=self.track_order,
+                tags_layout=self.tags_layout,
+                crc32=self.crc32,
+                void=self.void,
+                segment_uid=_segment_uid(self.contact_id, index),
+            )
+            yield spec
+            if number in self.duplicate_fragments and span_index == 0:
+                yield spec
+
+    def _contact_at(self, offset_ms: int, switches: list[tuple[int, str]]) -> str:
+        contact = self.contact_id
+        for at_ms, switched in switches:
+            if offset_ms >= at_ms:
+                contact = switched
+        return contact
+
     def fragments(self) -> Iterator[FragmentSpec]:
         """The fragment specs in the order Connect ingests them (duplicates included)."""
+        if self.streamed:
+            for span in self.fragments_by_span():
+                yield from span
+            return
         cu, op = self._sources()
         by_track = {TRACK_FROM_CUSTOMER: cu, TRACK_TO_CUSTOMER: op}
         first, second = self.track_order.names()
@@ -637,12 +757,18 @@ class ConnectCall:
             if index in self.duplicate_fragments:
                 yield spec
 
-    def ground_truth(self) -> GroundTruth:
+    def ground_truth(self, contact_id: str | None = None) -> GroundTruth:
         """The aligned customer/agent PCM (gaps are silence; both tracks the same length).
 
         The recording starts at the earliest block sent (over both tracks); blocks never sent inside
-        the recording become silence; the shorter track is padded with silence at the end.
+        the recording become silence; the shorter track is padded with silence at the end. A call
+        with pauses or contact switches: the truth of the fragments tagged `contact_id` (all of
+        them if None), pauses as silence of their true length.
         """
+        if self.streamed or contact_id is not None:
+            return truth_of(
+                s for s in self.fragments() if contact_id is None or s.contact_id == contact_id
+            )
         cu, op = self._sources()
         step = self.block_samples * SAMPLE_WIDTH
         tracks = {TRACK_FROM_CUSTOMER: bytearray(cu), TRACK_TO_CUSTOMER: bytearray(op)}
@@ -677,6 +803,36 @@ class ConnectCall:
     def with_options(self, **changes: object) -> ConnectCall:
         """A copy with some options changed (dataclasses.replace, typed loosely for tests)."""
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def truth_of(specs: Iterable[FragmentSpec]) -> GroundTruth:
+    """What a correct reader makes of these fragments: every block placed at its timestamp from
+    the earliest block on (8 samples a millisecond), whatever was not sent silence, each track
+    ending with its last block and the shorter padded with silence. Exact when the timestamps
+    are (no jitter)."""
+    placed: dict[str, list[tuple[int, bytes]]] = {TRACK_FROM_CUSTOMER: [], TRACK_TO_CUSTOMER: []}
+    for spec in specs:
+        for block in spec.blocks:
+            placed[block.track].append((block.timestamp_ms, block.pcm))
+    stamps = [ts for blocks in placed.values() for ts, _ in blocks]
+    if not stamps:
+        return GroundTruth(start_ms=0, customer=b"", agent=b"")
+    start = min(stamps)
+    out: dict[str, bytearray] = {}
+    for track, blocks in placed.items():
+        buffer = bytearray()
+        for ts, pcm in sorted(blocks, key=lambda b: b[0]):
+            position = (ts - start) * SAMPLE_RATE // 1000 * SAMPLE_WIDTH
+            if position > len(buffer):
+                buffer += bytes(position - len(buffer))
+            buffer[position : position + len(pcm)] = pcm
+        out[track] = buffer
+    n = max(len(b) for b in out.values())
+    return GroundTruth(
+        start_ms=start,
+        customer=bytes(out[TRACK_FROM_CUSTOMER].ljust(n, b"\0")),
+        agent=bytes(out[TRACK_TO_CUSTOMER].ljust(n, b"\0")),
+    )
 
 
 def _segment_uid(contact_id: str, index: int) -> bytes:

@@ -4,12 +4,13 @@
 bucket and queues through real boto3 clients, runs the functions in worker processes
 (`lambda_runtime`), serves the Lambda Invoke API for the handlers' own clients (`lambda_api`), and
 wires what invokes them in AWS (`event_sources`): the Kinesis event source mapping, S3
-notifications, the schedule, asynchronous retries and failure destinations. With the KVS emulator,
-GetMedia works too.
+notifications, the schedule, EventBridge rules, asynchronous retries and failure destinations.
+With the KVS emulator, GetMedia works too; with the Connect emulator, DescribeContact, and its
+contact events reach the template's rules through moto's EventBridge (`publish_event`).
 
 Handlers find the local endpoints exactly as boto3 finds any endpoint: through botocore's
 AWS_ENDPOINT_URL (moto) and service-specific AWS_ENDPOINT_URL_LAMBDA,
-AWS_ENDPOINT_URL_KINESIS_VIDEO(_MEDIA, _ARCHIVED_MEDIA) variables, with a dummy access key of the stack's own moto account; no
+AWS_ENDPOINT_URL_KINESIS_VIDEO(_MEDIA, _ARCHIVED_MEDIA) and AWS_ENDPOINT_URL_CONNECT variables, with a dummy access key of the stack's own moto account; no
 handler has a local-only code path.
 
 Time: `time_scale` multiplies every duration the template and Lambda define (timeouts, batching
@@ -52,7 +53,8 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from moto.server import ThreadedMotoServer
 from werkzeug.serving import make_server
 
-from callrec_local.event_sources import KinesisEventSource, S3Notifications, Schedule
+from callrec_local.connect_emulator import ConnectEmulator
+from callrec_local.event_sources import EventRules, KinesisEventSource, S3Notifications, Schedule
 from callrec_local.lambda_api import LambdaApi
 from callrec_local.lambda_runtime import Invocation, LambdaRuntime, RunningInvocation
 from callrec_local.template import (
@@ -220,6 +222,7 @@ class LocalStack:
         time_scale: float = 1.0,
         overrides: Mapping[str, FunctionOverride] | None = None,
         kvs: KvsServer | Literal["auto"] | None = "auto",
+        connect: ConnectEmulator | Literal["auto"] | None = "auto",
         schedules: bool = True,
         event_sources: bool = True,
         max_concurrency: int = 8,
@@ -242,6 +245,8 @@ class LocalStack:
         self.time_scale = time_scale
         self.overrides = dict(overrides or {})
         self._kvs: KvsServer | None = default_kvs() if kvs == "auto" else kvs
+        # The emulated Connect instance: DescribeContact, and contact events onto EventBridge.
+        self._connect: ConnectEmulator | None = ConnectEmulator() if connect == "auto" else connect
         self._schedules_enabled = schedules
         self._event_sources_enabled = event_sources
         self._max_concurrency = max_concurrency
@@ -251,15 +256,17 @@ class LocalStack:
         self._moto: Any = None
         self._api: LambdaApi | None = None
         self._runtime: LambdaRuntime | None = None
-        self._sources: list[KinesisEventSource | S3Notifications | Schedule] = []
+        self._sources: list[KinesisEventSource | S3Notifications | Schedule | EventRules] = []
         self._plan: LocalPlan | None = None
         self.moto_endpoint = ""
         self.lambda_endpoint = ""
         self.kvs_endpoint: str | None = None
+        self.connect_endpoint: str | None = None
         self.undelivered: list[tuple[Destination, dict[str, Any]]] = []
         self._session = isolated_session()
         self._client_lock = _SESSION_LOCK
         self._destination_sqs: Any = None
+        self._events_client: Any = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Self:
@@ -281,6 +288,10 @@ class LocalStack:
             self._credentials = self._account_credentials()
             if self._kvs is not None:
                 self.kvs_endpoint = self._kvs.start()
+            if self._connect is not None:
+                self.connect_endpoint = self._connect.start()
+                if self._connect.publish is None:
+                    self._connect.publish = self.publish_event
             self._plan = local_plan(
                 load_template(self.template_path),
                 account=self.account,
@@ -323,6 +334,9 @@ class LocalStack:
         if self._kvs is not None and self.kvs_endpoint is not None:
             self._kvs.stop()
             self.kvs_endpoint = None
+        if self._connect is not None and self.connect_endpoint is not None:
+            self._connect.stop()
+            self.connect_endpoint = None
         if self._moto is not None:
             if self._moto is not self._shared_moto:
                 stop_moto(self._moto)
@@ -424,6 +438,8 @@ class LocalStack:
         }
         if self.kvs_endpoint is not None:
             env.update(dict.fromkeys(KVS_ENDPOINT_VARIABLES.values(), self.kvs_endpoint))
+        if self.connect_endpoint is not None:
+            env["AWS_ENDPOINT_URL_CONNECT"] = self.connect_endpoint
         return env
 
     def endpoint_for(self, service_name: str) -> str:
@@ -433,6 +449,10 @@ class LocalStack:
             if self.kvs_endpoint is None:
                 raise RuntimeError("the local stack runs without a KVS emulator")
             return self.kvs_endpoint
+        if service_name == "connect":
+            if self.connect_endpoint is None:
+                raise RuntimeError("the local stack runs without a Connect emulator")
+            return self.connect_endpoint
         return self.moto_endpoint
 
     def client(self, service_name: str) -> Any:
@@ -557,6 +577,16 @@ class LocalStack:
             self._sources.append(
                 S3Notifications(runtime, functions, self.s3(), self.sqs(), account=self.account)
             )
+            self._sources.append(
+                EventRules(
+                    runtime,
+                    functions,
+                    self.client("events"),
+                    self.sqs(),
+                    account=self.account,
+                    time_scale=self.time_scale,
+                )
+            )
         if self._schedules_enabled:
             for function in functions:
                 for schedule in function.schedules:
@@ -596,6 +626,21 @@ class LocalStack:
             for message in messages:
                 bodies.append(json.loads(message["Body"]))
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    def publish_event(self, entry: dict[str, Any]) -> None:
+        """Put one event on the stack's default event bus (a PutEvents entry), where the
+        template's rules match it: how the Connect emulator's contact events arrive."""
+        with self._client_lock:
+            if self._events_client is None:
+                self._events_client = self.client("events")
+        response = self._events_client.put_events(Entries=[entry])
+        if response.get("FailedEntryCount"):
+            raise RuntimeError(f"EventBridge refused an event: {response['Entries']}")
+
+    @property
+    def connect(self) -> ConnectEmulator | None:
+        """The emulated Connect instance the handlers reach (DescribeContact, contact events)."""
+        return self._connect
 
     @property
     def kvs(self) -> KvsServer | None:

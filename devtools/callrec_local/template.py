@@ -26,6 +26,8 @@ from typing import Any, cast
 import botocore.loaders
 import yaml
 
+from callrec_local.connect_emulator import LOCAL_INSTANCE_ARN
+
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPO / "template.yaml"
 
@@ -35,6 +37,12 @@ DEFAULT_MEMORY_MB = 128
 DEFAULT_ASYNC_RETRY_ATTEMPTS = 2
 DEFAULT_ASYNC_EVENT_AGE_S = 21600
 DEFAULT_KINESIS_BATCH_SIZE = 100
+# EventBridge's defaults for a rule target's retry policy.
+DEFAULT_EVENT_AGE_S = 86400.0
+DEFAULT_EVENT_RETRY_ATTEMPTS = 185
+# Values for parameters that have no default, when the local deployment does not give one:
+# what the local stack's own stand-ins are (the emulated Connect instance).
+LOCAL_PARAMETER_DEFAULTS = {"ConnectInstanceArn": LOCAL_INSTANCE_ARN}
 
 _SHORT_FORM_TAGS = (
     "Ref",
@@ -190,6 +198,8 @@ class Resolver:
         declared = self._parameters_declared.get(name)
         if declared is None:
             raise TemplateError(f"Ref {name}: no such parameter or resource")
+        if "Default" not in declared and name in LOCAL_PARAMETER_DEFAULTS:
+            return LOCAL_PARAMETER_DEFAULTS[name]
         if "Default" not in declared:
             raise TemplateError(
                 f"parameter {name} has no default; pass it in parameters={{{name!r}: ...}}"
@@ -458,6 +468,18 @@ class ScheduleSource:
 
 
 @dataclass(frozen=True)
+class EventRuleSource:
+    """An EventBridge rule on the default bus invoking a function (SAM EventBridgeRule):
+    `pattern` is the rule's event pattern, resolved."""
+
+    event_name: str
+    pattern: Mapping[str, Any]
+    maximum_event_age_s: float = DEFAULT_EVENT_AGE_S
+    maximum_retry_attempts: int = DEFAULT_EVENT_RETRY_ATTEMPTS
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     """A function as deployed: code, handler, limits, environment and what invokes it."""
 
@@ -474,6 +496,7 @@ class FunctionSpec:
     kinesis_sources: tuple[KinesisSource, ...] = ()
     s3_sources: tuple[S3Source, ...] = ()
     schedules: tuple[ScheduleSource, ...] = ()
+    event_rules: tuple[EventRuleSource, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -639,6 +662,7 @@ class _PlanBuilder:
         kinesis: list[KinesisSource] = []
         s3: list[S3Source] = []
         schedules: list[ScheduleSource] = []
+        rules: list[EventRuleSource] = []
         for event_name, event in props.get("Events", {}).items():
             event_props = event.get("Properties", {})
             if event["Type"] == "Kinesis":
@@ -658,6 +682,8 @@ class _PlanBuilder:
                         and event_props.get("Enabled", True) is not False,
                     )
                 )
+            elif event["Type"] == "EventBridgeRule":
+                rules.append(self.event_rule(logical_id, event_name, event_props))
             else:
                 raise TemplateError(
                     f"{logical_id}.Events.{event_name}: type {event['Type']} is not wired locally"
@@ -690,6 +716,30 @@ class _PlanBuilder:
             kinesis_sources=tuple(kinesis),
             s3_sources=tuple(s3),
             schedules=tuple(schedules),
+            event_rules=tuple(rules),
+        )
+
+    def event_rule(
+        self, logical_id: str, event_name: str, props: Mapping[str, Any]
+    ) -> EventRuleSource:
+        r = self.resolver
+        where = f"{logical_id}.Events.{event_name}"
+        if props.get("EventBusName") not in (None, "default"):
+            raise TemplateError(f"{where}: only the default event bus is wired locally")
+        if "Pattern" not in props:
+            raise TemplateError(f"{where}: an EventBridgeRule needs a Pattern")
+        retry = props.get("RetryPolicy", {})
+        return EventRuleSource(
+            event_name=event_name,
+            pattern=r.resolve(props["Pattern"]),
+            maximum_event_age_s=float(
+                r.resolve(retry.get("MaximumEventAgeInSeconds", DEFAULT_EVENT_AGE_S))
+            ),
+            maximum_retry_attempts=int(
+                r.resolve(retry.get("MaximumRetryAttempts", DEFAULT_EVENT_RETRY_ATTEMPTS))
+            ),
+            enabled=str(props.get("State", "ENABLED")).upper() == "ENABLED"
+            and props.get("Enabled", True) is not False,
         )
 
     def kinesis_source(self, event_name: str, props: Mapping[str, Any]) -> KinesisSource:

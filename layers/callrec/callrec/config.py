@@ -117,3 +117,19 @@ class RecorderSettings:
             else None,
             checkpoint_interval_seconds=_int(env, "CHECKPOINT_INTERVAL_SECONDS", 60, minimum=1),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ContactEventSettings:
+    """Settings of the contact-events function (template.yaml sets every variable)."""
+
+    table_name: str
+    instance_arn: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ContactEventSettings:
+        env = os.environ if environ is None else environ
+        return cls(
+            table_name=_require(env, "TABLE_NAME"),
+            instance_arn=_require(env, "CONNECT_INSTANCE_ARN"),
+        )

@@ -3,6 +3,14 @@
 The contact-flow Lambda builds a `StartRecord` from Amazon Connect's contact flow event and
 puts it on the Kinesis stream as JSON; the recorder parses it back. This module owns the
 schema on both sides and the validation of Connect's event. It does not talk to AWS.
+
+One record is one streaming segment of one contact: a flow that stops and restarts media
+streaming and invokes the function again sends a second record with another
+StartFragmentNumber (possibly on another stream); a flow that invokes it after a Stop media
+streaming block sends the same StartFragmentNumber with the segment's stop. Schema version 1
+gained optional fields (previous contact, initiation method, the stop): they are left out of
+the JSON when absent, and readers ignore fields they do not know, so records written before
+and after the change are read by recorders of either age.
 """
 
 from __future__ import annotations
@@ -23,6 +31,14 @@ STREAM_ARN = re.compile(
 )
 INSTANCE_ARN = re.compile(r"^arn:aws[a-z-]*:connect:[a-z0-9-]+:\d{12}:instance/[0-9a-f-]{36}$")
 FRAGMENT_NUMBER = re.compile(r"^\d{1,128}$")
+# Left out of the JSON when None (a record without them is byte for byte what it was before).
+OPTIONAL_FIELDS = (
+    "customer_phone_number",
+    "previous_contact_id",
+    "initiation_method",
+    "stop_fragment_number",
+    "stop_timestamp_ms",
+)
 EPOCH_MILLIS = re.compile(r"^\d{10,16}$")
 
 
@@ -46,6 +62,13 @@ class StartRecord:
     start_timestamp_ms: int
     parameters: Mapping[str, str] = field(default_factory=dict)
     customer_phone_number: str | None = None
+    # The contact before this one in a transfer chain (None for the first contact: Connect
+    # then repeats the contact's own id, which is not kept).
+    previous_contact_id: str | None = None
+    initiation_method: str | None = None
+    # Set when the flow invoked the function after a Stop media streaming block.
+    stop_fragment_number: str | None = None
+    stop_timestamp_ms: int | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -56,12 +79,19 @@ class StartRecord:
             raise StartRecordError(f"malformed stream ARN {self.stream_arn!r}")
         return match["name"]
 
+    @property
+    def segment_key(self) -> str:
+        """What tells this streaming segment from another of the same contact: a redelivered
+        record has the same, a restart after Stop media streaming another."""
+        return self.start_fragment_number
+
     def to_json(self) -> bytes:
-        """The record as it is put on the stream: compact UTF-8 JSON, absent phone omitted."""
+        """The record as it is put on the stream: compact UTF-8 JSON, absent options omitted."""
         body = asdict(self)
         body["parameters"] = dict(self.parameters)
-        if self.customer_phone_number is None:
-            del body["customer_phone_number"]
+        for name in OPTIONAL_FIELDS:
+            if body[name] is None:
+                del body[name]
         return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
 
     @classmethod
@@ -89,6 +119,10 @@ class StartRecord:
                 start_timestamp_ms=_int(body, "start_timestamp_ms"),
                 parameters=_parameters(body.get("parameters", {})),
                 customer_phone_number=body.get("customer_phone_number"),
+                previous_contact_id=_optional_text(body, "previous_contact_id"),
+                initiation_method=_optional_text(body, "initiation_method"),
+                stop_fragment_number=_optional_text(body, "stop_fragment_number"),
+                stop_timestamp_ms=_optional_int(body, "stop_timestamp_ms"),
             )
         except ContactFlowEventError as exc:
             raise StartRecordError(str(exc)) from None
@@ -127,6 +161,8 @@ def start_record_from_contact_flow(
         if isinstance(endpoint, Mapping) and endpoint.get("Type") == "TELEPHONE_NUMBER":
             phone = endpoint.get("Address")
     details = event["Details"]
+    previous = contact.get("PreviousContactId")
+    stop_timestamp = audio.get("StopTimestamp")
     record = StartRecord(
         contact_id=contact_id,
         initial_contact_id=contact.get("InitialContactId") or contact_id,
@@ -136,6 +172,10 @@ def start_record_from_contact_flow(
         start_timestamp_ms=_millis(audio, "StartTimestamp", where),
         parameters=_parameters(details.get("Parameters") or {}),
         customer_phone_number=phone,
+        previous_contact_id=previous if previous and previous != contact_id else None,
+        initiation_method=contact.get("InitiationMethod") or None,
+        stop_fragment_number=audio.get("StopFragmentNumber") or None,
+        stop_timestamp_ms=_millis(audio, "StopTimestamp", where) if stop_timestamp else None,
     )
     _validate(record, error=ContactFlowEventError)
     return record
@@ -146,9 +186,10 @@ def _validate(record: StartRecord, *, error: type[CallrecError]) -> None:
         (STREAM_ARN, record.stream_arn, "KVS stream ARN (arn:...:kinesisvideo:...:stream/NAME/T)"),
         (INSTANCE_ARN, record.instance_arn, "instance ARN (arn:...:connect:...:instance/ID)"),
         (FRAGMENT_NUMBER, record.start_fragment_number, "start fragment number (decimal digits)"),
+        (FRAGMENT_NUMBER, record.stop_fragment_number, "stop fragment number (decimal digits)"),
     )
     for pattern, value, expected in checks:
-        if not pattern.match(value):
+        if value is not None and not pattern.match(value):
             raise error(f"contact {record.contact_id}: expected a {expected}, found {value!r}")
 
 
@@ -189,6 +230,14 @@ def _int(body: Mapping[str, Any], key: str) -> int:
             f"start record field {key!r}: expected a non-negative integer, found {value!r}"
         )
     return value
+
+
+def _optional_text(body: Mapping[str, Any], key: str) -> str | None:
+    return None if body.get(key) is None else _text(body, key)
+
+
+def _optional_int(body: Mapping[str, Any], key: str) -> int | None:
+    return None if body.get(key) is None else _int(body, key)
 
 
 def _parameters(value: object) -> dict[str, str]:

@@ -168,9 +168,16 @@ class Recorder:
 
     # ----------------------------------------------------------------- registration
     def register(self, record: StartRecord) -> bool:
-        """Register a start record and start recording it; False for a duplicate delivery."""
-        if not self.store.register(record, grace_seconds=self.grace_seconds):
-            logger.info("duplicate start record ignored", contact_id=record.contact_id)
+        """Register a start record and start recording it; False when it starts nothing (a
+        duplicate delivery, or another segment of the contact, kept on its item)."""
+        registration = self.store.register(record, grace_seconds=self.grace_seconds)
+        if not registration.starts_recording:
+            logger.info(
+                "start record registered on the existing recording",
+                contact_id=record.contact_id,
+                registration=registration.value,
+                segment=record.segment_key,
+            )
             return False
         self.invoker.start(record.contact_id, reason="registered")
         logger.info("recording registered", contact_id=record.contact_id, stream=record.stream_name)

@@ -3,7 +3,18 @@
 One item per contact (key `contact_id`). Its life:
 
 - `register` creates it (status RECORDING) with a conditional put, so a start record delivered
-  twice registers once.
+  twice registers once. The item lists the contact's streaming segments (`segments`, a map
+  keyed by StartFragmentNumber: stream, start, stop, which recording of the contact records
+  it): a later start record with another StartFragmentNumber (the flow restarted media
+  streaming and invoked the function again) adds a segment; a redelivery adds nothing. A
+  segment that arrives after the recording finished belongs to a further recording of the
+  contact (`recording` one more than the item's `recording_index`): it is kept on the item,
+  and the recorder starts that recording (see docs/contact-lifecycle.md).
+- The item carries `initial_contact_id` (the key of the sparse `interaction-recordings` index:
+  the recordings of one customer interaction, in order of registration) and
+  `previous_contact_id` for transferred contacts, and `disconnects` (contact id to epoch
+  milliseconds): the disconnects Connect reported for the contacts of its interaction
+  (interactions.py writes them).
 - `acquire` takes the lease for one invocation: it bumps `generation` and sets
   `lease_expires_at`, on condition that nobody else holds an unexpired lease. Every later write
   (`checkpoint`, `release`, `complete`, `fail`) is conditional on that generation, so a stale,
@@ -20,6 +31,7 @@ and knows nothing of its content.
 
 from __future__ import annotations
 
+import enum
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -39,6 +51,11 @@ COMPLETED = "COMPLETED"
 FAILED = "FAILED"
 ACTIVE = "1"
 ACTIVE_INDEX = "active-recordings"
+# Sparse: every item registered since contacts carry it (hash initial_contact_id, range
+# registered_at), keys only.
+INTERACTION_INDEX = "interaction-recordings"
+# Attempts at adding a segment when the item changes between reading and writing it.
+REGISTER_ATTEMPTS = 4
 # The lease owner of a recording nobody has taken yet (just registered, or just handed off):
 # any invocation may take it at once; the sweeper waits until its grace period has passed.
 UNCLAIMED = "-"
@@ -62,6 +79,75 @@ class UnknownRecording(CallrecError):
 
 class RecordingInProgress(CallrecError):
     """The recording is RECORDING under a live lease: an invocation is recording it now."""
+
+
+class Registration(enum.Enum):
+    """What `register` made of a start record."""
+
+    NEW = "new"  # the contact's first segment: a recording to start
+    DUPLICATE = "duplicate"  # a segment already on the item (a redelivery): nothing to do
+    STOP_NOTED = "stop-noted"  # a known segment, now with its stop (flow invoked after Stop)
+    SEGMENT_ADDED = "segment-added"  # another segment of the recording in progress
+    FURTHER = "further"  # a segment after the recording finished: a further recording
+
+    @property
+    def starts_recording(self) -> bool:
+        """Whether a recorder invocation must be started for it now."""
+        return self is Registration.NEW
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One stretch of media streaming of the contact, as its start record told it."""
+
+    stream_arn: str
+    start_fragment_number: str
+    start_timestamp_ms: int
+    registered_at: int
+    # Which recording of the contact records it (0 the first; see `Recording.recording_index`).
+    recording: int = 0
+    stop_fragment_number: str | None = None
+    stop_timestamp_ms: int | None = None
+
+    @classmethod
+    def of(cls, record: StartRecord, *, registered_at: int, recording: int) -> Segment:
+        return cls(
+            stream_arn=record.stream_arn,
+            start_fragment_number=record.start_fragment_number,
+            start_timestamp_ms=record.start_timestamp_ms,
+            registered_at=registered_at,
+            recording=recording,
+            stop_fragment_number=record.stop_fragment_number,
+            stop_timestamp_ms=record.stop_timestamp_ms,
+        )
+
+    def to_attribute(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "stream_arn": {"S": self.stream_arn},
+            "start_fragment_number": {"S": self.start_fragment_number},
+            "start_timestamp_ms": {"N": str(self.start_timestamp_ms)},
+            "registered_at": {"N": str(self.registered_at)},
+            "recording": {"N": str(self.recording)},
+        }
+        if self.stop_fragment_number is not None:
+            fields["stop_fragment_number"] = {"S": self.stop_fragment_number}
+        if self.stop_timestamp_ms is not None:
+            fields["stop_timestamp_ms"] = {"N": str(self.stop_timestamp_ms)}
+        return {"M": fields}
+
+    @classmethod
+    def from_attribute(cls, value: Mapping[str, Any]) -> Segment:
+        fields = value["M"]
+        stop_ms = fields.get("stop_timestamp_ms", {}).get("N")
+        return cls(
+            stream_arn=fields["stream_arn"]["S"],
+            start_fragment_number=fields["start_fragment_number"]["S"],
+            start_timestamp_ms=int(fields["start_timestamp_ms"]["N"]),
+            registered_at=int(fields["registered_at"]["N"]),
+            recording=int(fields.get("recording", {}).get("N", "0")),
+            stop_fragment_number=fields.get("stop_fragment_number", {}).get("S"),
+            stop_timestamp_ms=None if stop_ms is None else int(stop_ms),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +183,18 @@ class Recording:
     previous_start: str | None = None
     previous_duration_seconds: float | None = None
     previous_keys: Mapping[str, str] = field(default_factory=dict)
+    # The contact's interaction and streaming segments (items registered before they existed
+    # have one segment, read from the start record).
+    initial_contact_id: str | None = None
+    previous_contact_id: str | None = None
+    segments: tuple[Segment, ...] = ()
+    recording_index: int = 0
+    disconnects: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def own_disconnect_ms(self) -> int | None:
+        """When Connect says this contact disconnected (epoch ms), if it has said so."""
+        return self.disconnects.get(self.contact_id)
 
     def lease_is_live(self, now: float) -> bool:
         """True while an invocation holds, or is about to take, this RECORDING recording."""
@@ -108,10 +206,12 @@ class Recording:
         checkpoint = item.get("checkpoint", {}).get("S")
         duration = item.get("duration_seconds", {}).get("N")
         previous_duration = item.get("previous_duration_seconds", {}).get("N")
+        start_record = StartRecord.from_json(item["start_record"]["S"])
+        registered_at = int(item.get("registered_at", {}).get("N", "0"))
         return cls(
             contact_id=item["contact_id"]["S"],
             status=item["status"]["S"],
-            start_record=StartRecord.from_json(item["start_record"]["S"]),
+            start_record=start_record,
             generation=int(item["generation"]["N"]),
             checkpoint=json.loads(checkpoint) if checkpoint else None,
             lease_expires_at=int(item.get("lease_expires_at", {}).get("N", "0")),
@@ -130,13 +230,48 @@ class Recording:
             previous_keys={
                 k: v["S"] for k, v in item.get("previous_keys", {}).get("M", {}).items()
             },
+            initial_contact_id=item.get("initial_contact_id", {}).get("S"),
+            previous_contact_id=item.get("previous_contact_id", {}).get("S"),
+            segments=tuple(
+                sorted(
+                    segments_of(item, start_record, registered_at).values(),
+                    key=lambda segment: (segment.start_timestamp_ms, segment.start_fragment_number),
+                )
+            ),
+            recording_index=int(item.get("recording_index", {}).get("N", "0")),
+            disconnects={
+                k: int(v["N"]) for k, v in item.get("disconnects", {}).get("M", {}).items()
+            },
         )
+
+
+def segments_of(
+    item: Mapping[str, Any], start_record: StartRecord, registered_at: int
+) -> dict[str, Segment]:
+    """The item's segments by start fragment number; an item registered before segments
+    existed has one, its start record's."""
+    if "segments" in item:
+        return {k: Segment.from_attribute(v) for k, v in item["segments"]["M"].items()}
+    first = Segment.of(start_record, registered_at=registered_at, recording=0)
+    return {first.start_fragment_number: first}
 
 
 # What `register` writes that describes the call itself: `reset` keeps these and rewrites or
 # removes every other attribute (checkpoint, result, images), whatever `finish` stored.
 CALL_ATTRIBUTES = frozenset(
-    {"contact_id", "start_record", "stream_arn", "registered_at", "expires_at"}
+    {
+        "contact_id",
+        "start_record",
+        "stream_arn",
+        "registered_at",
+        "expires_at",
+        "initial_contact_id",
+        "previous_contact_id",
+        "segments",
+        "segment_count",
+        "recording_index",
+        "disconnects",
+    }
 )
 
 
@@ -156,19 +291,29 @@ class RecordingStore:
         self._retention_s = retention_days * 86400
         self._clock = clock
 
-    def register(self, record: StartRecord, *, grace_seconds: int = 60) -> bool:
-        """Create the recording for a start record; False if it was already registered.
+    def register(self, record: StartRecord, *, grace_seconds: int = 60) -> Registration:
+        """Register a start record: a new recording, or one more segment of the contact's.
 
-        The recording is unclaimed: the invocation started for it may take it at once, and
-        the sweeper resumes it only if nothing has after `grace_seconds`.
+        A new recording is unclaimed: the invocation started for it may take it at once, and
+        the sweeper resumes it only if nothing has after `grace_seconds`. A record whose
+        StartFragmentNumber is already a segment of the item is a redelivery (DUPLICATE), or
+        brings that segment's stop (STOP_NOTED). Another StartFragmentNumber is a new segment:
+        of the recording in progress while it is RECORDING and not yet finishing, otherwise
+        of a further recording of the contact (FURTHER).
         """
         now = int(self._clock())
-        item = {
+        segment = Segment.of(record, registered_at=now, recording=0)
+        item: dict[str, Any] = {
             "contact_id": {"S": record.contact_id},
             "status": {"S": RECORDING},
             "active": {"S": ACTIVE},
             "start_record": {"S": record.to_json().decode()},
             "stream_arn": {"S": record.stream_arn},
+            "initial_contact_id": {"S": record.initial_contact_id},
+            "segments": {"M": {segment.start_fragment_number: segment.to_attribute()}},
+            "segment_count": {"N": "1"},
+            "recording_index": {"N": "0"},
+            "disconnects": {"M": {}},
             "generation": {"N": "0"},
             "lease_owner": {"S": UNCLAIMED},
             "lease_expires_at": {"N": str(now + grace_seconds)},
@@ -176,17 +321,131 @@ class RecordingStore:
             "updated_at": {"N": str(now)},
             "expires_at": {"N": str(now + self._retention_s)},
         }
+        if record.previous_contact_id is not None:
+            item["previous_contact_id"] = {"S": record.previous_contact_id}
         try:
             self._client.put_item(
                 TableName=self._table,
                 Item=item,
                 ConditionExpression="attribute_not_exists(contact_id)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if _code(exc) != "ConditionalCheckFailedException":
+                raise RecordingStoreError(
+                    f"contact {record.contact_id}: cannot register the recording: {exc}"
+                ) from exc
+            old: dict[str, Any] = dict(exc.response.get("Item") or {})  # type: ignore[call-overload]
+            return self._add_segment(record, old, now)
+        return Registration.NEW
+
+    def _add_segment(self, record: StartRecord, old: dict[str, Any], now: int) -> Registration:
+        """The item exists: note the record's segment on it, if it is news."""
+        for _ in range(REGISTER_ATTEMPTS):
+            if not old:  # the refused put did not return the item: read it
+                old = self._read(record.contact_id) or {}
+                if not old:
+                    raise RecordingStoreError(
+                        f"contact {record.contact_id}: the recording vanished while a start "
+                        "record was being registered"
+                    )
+            outcome = self._try_add_segment(record, old, now)
+            if outcome is not None:
+                return outcome
+            old = self._read(record.contact_id) or {}
+        raise RecordingStoreError(
+            f"contact {record.contact_id}: segment {record.segment_key} not registered: the "
+            f"recording changed under each of {REGISTER_ATTEMPTS} attempts"
+        )
+
+    def _try_add_segment(
+        self, record: StartRecord, old: dict[str, Any], now: int
+    ) -> Registration | None:
+        """One conditional write of the segment; None if the item changed meanwhile."""
+        stored = Recording.from_item(old)
+        known = {s.start_fragment_number: s for s in stored.segments}.get(record.segment_key)
+        if known is not None:
+            if record.stop_fragment_number is None or known.stop_fragment_number is not None:
+                return Registration.DUPLICATE
+            stopped = Segment.of(
+                record, registered_at=known.registered_at, recording=known.recording
+            )
+            values: dict[str, Any] = {":segment": stopped.to_attribute(), ":now": {"N": str(now)}}
+            if "segments" in old:
+                update = "SET #segs.#k = :segment, updated_at = :now"
+                condition = "attribute_exists(#segs.#k)"
+            else:  # registered before segments existed: its one segment, with the stop
+                values = {
+                    ":segments": {"M": {stopped.start_fragment_number: stopped.to_attribute()}},
+                    ":one": {"N": "1"},
+                    ":now": {"N": str(now)},
+                }
+                update = "SET #segs = :segments, segment_count = :one, updated_at = :now"
+                condition = "attribute_not_exists(#segs)"
+            written = self._write_segment(record, update, condition, values)
+            return Registration.STOP_NOTED if written else None
+        # A segment joins the recording in progress until it starts finishing (the recorder
+        # sets the top-level `finishing` flag first: audio registered after that cannot be in
+        # its WAVs); after that it belongs to the contact's next recording.
+        finishing = bool(old.get("finishing", {}).get("BOOL", False))
+        joins = stored.status == RECORDING and not finishing
+        index = stored.recording_index if joins else stored.recording_index + 1
+        segment = Segment.of(record, registered_at=now, recording=index)
+        values = {
+            ":now": {"N": str(now)},
+            ":status": {"S": stored.status},
+            ":finishing": {"BOOL": finishing},
+            ":initial": {"S": record.initial_contact_id},
+        }
+        # Guarded by what decided the segment's recording: the status and the flag.
+        guard = "#st = :status AND " + (
+            "finishing = :finishing"
+            if finishing
+            else "(attribute_not_exists(finishing) OR finishing = :finishing)"
+        )
+        sets = "initial_contact_id = if_not_exists(initial_contact_id, :initial), updated_at = :now"
+        if "segments" in old:
+            values |= {":segment": segment.to_attribute(), ":one": {"N": "1"}}
+            update = f"SET #segs.#k = :segment, {sets} ADD segment_count :one"
+            condition = f"attribute_not_exists(#segs.#k) AND {guard}"
+        else:
+            # Registered before segments existed: its first segment, read from the start
+            # record, is written with the new one.
+            (first,) = stored.segments
+            values[":segments"] = {
+                "M": {
+                    first.start_fragment_number: first.to_attribute(),
+                    segment.start_fragment_number: segment.to_attribute(),
+                }
+            }
+            values[":two"] = {"N": "2"}
+            update = f"SET #segs = :segments, segment_count = :two, {sets}"
+            condition = f"attribute_not_exists(#segs) AND {guard}"
+        if not self._write_segment(record, update, condition, values):
+            return None
+        return Registration.SEGMENT_ADDED if joins else Registration.FURTHER
+
+    def _write_segment(
+        self, record: StartRecord, update: str, condition: str, values: dict[str, Any]
+    ) -> bool:
+        """The conditional update of a segment; False if its condition failed."""
+        # "segments" and "status" are DynamoDB reserved words.
+        names = {"#segs": "segments", "#k": record.segment_key, "#st": "status"}
+        used = {name: value for name, value in names.items() if name in f"{update} {condition}"}
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"contact_id": {"S": record.contact_id}},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=used,
+                ExpressionAttributeValues=values,
             )
         except ClientError as exc:
             if _code(exc) == "ConditionalCheckFailedException":
                 return False
             raise RecordingStoreError(
-                f"contact {record.contact_id}: cannot register the recording: {exc}"
+                f"contact {record.contact_id}: cannot register segment {record.segment_key}: {exc}"
             ) from exc
         return True
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from callrec_local.connect_emulator import LOCAL_INSTANCE_ARN
 from callrec_local.template import (
     TEMPLATE_PATH,
     Account,
@@ -142,3 +143,26 @@ def test_rate_expressions(expression: str, seconds: float) -> None:
 def test_cron_expressions_are_refused() -> None:
     with pytest.raises(TemplateError, match="only rate"):
         rate_period_s("cron(0 12 * * ? *)")
+
+
+def test_eventbridge_rules_are_read_with_their_pattern_resolved() -> None:
+    # Given template.yaml, whose contact-events rule names the Connect instance parameter
+    plan = local_plan(load_template(TEMPLATE_PATH))
+
+    # When it is resolved for the local stack (the Connect emulator's instance by default)
+    (rule,) = plan.function("ContactEventsFunction").event_rules
+
+    # Then the rule's pattern is the template's with the instance ARN in place
+    assert rule.event_name == "ContactDisconnected"
+    assert rule.pattern == {
+        "source": ["aws.connect"],
+        "detail-type": ["Amazon Connect Contact Event"],
+        "resources": [{"prefix": LOCAL_INSTANCE_ARN}],
+        "detail": {"eventType": ["DISCONNECTED"]},
+    }
+    assert (rule.maximum_event_age_s, rule.maximum_retry_attempts) == (3600.0, 10)
+    other = local_plan(
+        load_template(TEMPLATE_PATH),
+        parameters={"ConnectInstanceArn": LOCAL_INSTANCE_ARN.replace("9308c2a1", "00000000")},
+    )
+    assert "00000000" in str(other.function("ContactEventsFunction").event_rules[0].pattern)

@@ -87,7 +87,8 @@ def make_pipeline(local_stack_factory: Callable[..., LocalStack]) -> PipelineMak
                 ),
             },
         )
-        return Pipeline(stack, kvs, ConnectSimulator(kvs, stack.contact_flow_handler()))
+        simulator = ConnectSimulator(kvs, stack.contact_flow_handler(), connect=stack.connect)
+        return Pipeline(stack, kvs, simulator)
 
     return make
 

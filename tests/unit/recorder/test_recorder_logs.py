@@ -15,6 +15,7 @@ from callrec.config import RecorderSettings
 from callrec.events import StartRecord
 from callrec.handoff import HandOffError
 from callrec.recorder import Outcome, Recorder
+from callrec.recordings import Registration
 from tests.support import FakeLambdaContext, load_event, load_function, log_lines, log_to_stdout
 
 GOOD = "5ca32fbd-8f92-46af-92a5-6b0f970f0efe"  # events/kinesis-start-records.json
@@ -46,8 +47,8 @@ def bad_record() -> dict[str, Any]:
 class LoggingStore:
     """The recording table as a fake: registration always new, two leases expired."""
 
-    def register(self, record: StartRecord, *, grace_seconds: int) -> bool:
-        return True
+    def register(self, record: StartRecord, *, grace_seconds: int) -> Registration:
+        return Registration.NEW
 
     def expired_leases(self, *, limit: int) -> list[str]:
         return ["c-1", "c-2"]

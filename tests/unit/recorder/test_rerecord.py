@@ -173,14 +173,23 @@ def test_a_finished_recording_is_reset_to_what_registration_wrote(
     assert after["lease_expires_at"] == {"N": str(int(clock.now) + 30)}
     assert after["rerecorded_at"] == {"N": str(int(clock.now))}
     # with the call's own attributes kept and nothing of the old recording left
-    for kept in ("contact_id", "start_record", "stream_arn", "registered_at", "expires_at"):
-        assert after[kept] == before[kept], kept
-    assert set(after) == {
+    call = (
         "contact_id",
         "start_record",
         "stream_arn",
         "registered_at",
         "expires_at",
+        # the interaction and the streaming segments describe the call, not a recording of it
+        "initial_contact_id",
+        "segments",
+        "segment_count",
+        "recording_index",
+        "disconnects",
+    )
+    for kept in call:
+        assert after[kept] == before[kept], kept
+    assert set(after) == {
+        *call,
         "status",
         "active",
         "generation",

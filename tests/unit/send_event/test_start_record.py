@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from typing import Any
@@ -116,3 +117,83 @@ def test_stream_record_with_bad_arn_is_rejected(event: dict[str, Any]) -> None:
 
     with pytest.raises(StartRecordError, match="KVS stream ARN"):
         StartRecord.from_json(json.dumps(body))
+
+
+TRANSFERRED_ID = "0b7d1a52-7ac4-4e07-9a39-5f0c3f1c9d41"
+
+
+def test_a_transferred_contact_names_the_contact_before_it(event: dict[str, Any]) -> None:
+    # Given the agent whisper flow of a transferred contact: a new ContactId, the same
+    # InitialContactId, PreviousContactId the contact it was transferred from
+    data = event["Details"]["ContactData"]
+    data.update(ContactId=TRANSFERRED_ID, InitiationMethod="TRANSFER")
+
+    record = start_record_from_contact_flow(event)
+
+    assert (record.contact_id, record.initial_contact_id) == (TRANSFERRED_ID, CONTACT_ID)
+    assert (record.previous_contact_id, record.initiation_method) == (CONTACT_ID, "TRANSFER")
+    assert StartRecord.from_json(record.to_json()) == record
+
+
+def test_a_first_contact_has_no_previous_one(event: dict[str, Any]) -> None:
+    # Connect repeats the contact's own id as PreviousContactId (the sample event does)
+    record = start_record_from_contact_flow(event)
+
+    assert record.previous_contact_id is None
+    assert record.initiation_method == "INBOUND"
+
+
+def test_an_invocation_after_stop_media_streaming_carries_the_stop(event: dict[str, Any]) -> None:
+    # Given the attributes Connect sets after a Stop media streaming block (admin guide,
+    # media-streaming-attributes: StopFragmentNumber and StopTimestamp)
+    audio(event).update(
+        StopFragmentNumber="91343852333181432392682062622220590765191907599",
+        StopTimestamp="1782912714536",
+    )
+
+    record = start_record_from_contact_flow(event)
+
+    assert record.stop_fragment_number == "91343852333181432392682062622220590765191907599"
+    assert record.stop_timestamp_ms == 1782912714536
+    # the same segment as the record sent when streaming started
+    assert (
+        record.segment_key
+        == start_record_from_contact_flow(load_event("contact-flow-event.json")).segment_key
+    )
+    assert StartRecord.from_json(record.to_json()) == record
+
+
+@pytest.mark.parametrize(
+    ("stop", "message"),
+    [
+        ({"StopFragmentNumber": "9x"}, "stop fragment number"),
+        ({"StopTimestamp": "noon"}, "StopTimestamp: expected epoch milliseconds"),
+    ],
+)
+def test_a_malformed_stop_names_the_field(
+    event: dict[str, Any], stop: dict[str, str], message: str
+) -> None:
+    audio(event).update(stop)
+
+    with pytest.raises(ContactFlowEventError, match=message):
+        start_record_from_contact_flow(event)
+
+
+def test_records_without_the_new_fields_read_and_write_as_before(event: dict[str, Any]) -> None:
+    # Given a record put on the stream before the optional fields existed (the sample event)
+    (stored,) = load_event("kinesis-start-records.json")["Records"]
+    data = base64.b64decode(stored["kinesis"]["data"])
+
+    record = StartRecord.from_json(data)
+
+    assert (record.previous_contact_id, record.stop_fragment_number) == (None, None)
+    # written back byte for byte: no new key appears when a value is absent
+    assert record.to_json() == data
+
+
+def test_readers_ignore_fields_they_do_not_know(event: dict[str, Any]) -> None:
+    # A recorder of this version reading a record from a later one with one more field
+    body = json.loads(start_record_from_contact_flow(event).to_json())
+    body["added_later"] = {"anything": 1}
+
+    assert StartRecord.from_json(json.dumps(body)) == start_record_from_contact_flow(event)

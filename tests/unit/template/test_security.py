@@ -172,6 +172,7 @@ def test_every_inline_statement_names_its_resources(
                     "/recordings/*",
                     "/spectrograms/*",
                     "${KvsStreamNamePrefix}*",
+                    "${ConnectInstanceArn}/contact/*",
                 )
             ), (function, text)
 
@@ -201,7 +202,7 @@ def test_every_asynchronous_path_ends_in_a_queue() -> None:
     functions = of_type("AWS::Serverless::Function")
     queues = set(of_type("AWS::SQS::Queue"))
 
-    for name in ("RecorderFunction", "SpectrumFunction"):
+    for name in ("RecorderFunction", "SpectrumFunction", "ContactEventsFunction"):
         destination = functions[name]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]
         assert destination["Destination"]["Fn::GetAtt"][0] in queues, name
     (kinesis,) = [
@@ -251,6 +252,7 @@ def test_custom_metric_alarms_match_what_the_functions_emit() -> None:
         "recorder": (root / "functions/recorder/app.py").read_text(),
         "send-event": (root / "functions/send_event/app.py").read_text(),
         "spectrum": (root / "layers/callrec/callrec/spectrogram_store.py").read_text(),
+        "contact-events": (root / "functions/contact_events/app.py").read_text(),
     }
     functions = of_type("AWS::Serverless::Function")
     services = {
@@ -272,3 +274,29 @@ def test_custom_metric_alarms_match_what_the_functions_emit() -> None:
             metric.startswith("Recordings") and 'f"Recordings{action}"' in code
         )
         assert emitted, f"{name}: {service} does not emit {metric}"
+
+
+def test_contact_events_and_contact_lookups_are_scoped_to_the_instance() -> None:
+    functions = of_type("AWS::Serverless::Function")
+    (rule,) = [
+        e["Properties"]
+        for e in functions["ContactEventsFunction"]["Events"].values()
+        if e["Type"] == "EventBridgeRule"
+    ]
+    describe = [
+        (f, s)
+        for f, s in function_statements()
+        if any(str(a).startswith("connect:") for a in as_list(s["Action"]))
+    ]
+
+    assert rule["Pattern"]["source"] == ["aws.connect"]
+    assert rule["Pattern"]["detail-type"] == ["Amazon Connect Contact Event"]
+    assert rule["Pattern"]["resources"] == [{"prefix": {"Ref": "ConnectInstanceArn"}}]
+    assert rule["Pattern"]["detail"] == {"eventType": ["DISCONNECTED"]}
+    assert [(f, s["Action"], s["Resource"]) for f, s in describe] == [
+        (
+            "RecorderFunction",
+            "connect:DescribeContact",
+            {"Fn::Sub": "${ConnectInstanceArn}/contact/*"},
+        )
+    ]
