@@ -75,4 +75,9 @@ def test_the_local_stack_resolves_the_template_either_way(associate: str) -> Non
     plan = local_plan(TEMPLATE, parameters={"AssociateWithConnectInstance": associate})
 
     assert plan.connect_functions == ("SendEventFunction",)
-    assert set(plan.functions) == {"SendEventFunction", "RecorderFunction", "SpectrumFunction"}
+    assert set(plan.functions) == {
+        "SendEventFunction",
+        "RecorderFunction",
+        "SpectrumFunction",
+        "ContactEventsFunction",
+    }

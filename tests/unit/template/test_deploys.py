@@ -41,6 +41,7 @@ NAME_PROPERTIES: dict[str, tuple[str, ...]] = {
     "AWS::Scheduler::Schedule": ("Name",),
     "AWS::CloudWatch::Alarm": ("AlarmName",),
     "AWS::Connect::IntegrationAssociation": (),
+    "AWS::Events::Rule": ("Name",),
 }
 
 # Two stacks side by side: one account, one region, the same parameters, different stacks.
