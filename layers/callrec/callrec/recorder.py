@@ -65,6 +65,15 @@ FIRST_READ_LEAD_S = 2.0
 RECONNECT_PAUSE_S = 0.5
 # KVS error codes meaning the fragment asked for is beyond retention.
 MEDIA_GONE_CODES = frozenset({"FRAGMENT_NOT_FOUND", "3000", "4000", "4500"})
+# The shortest lease. A lease is renewed at each checkpoint, so it must outlast what can come
+# between two: restoring the staged state from S3, a checkpoint interval, one GetMedia read that
+# blocks until KVS ends an idle response ("the reading of the HTTP response payload will
+# timeout after 3 seconds if there are no ingested fragments available for playback", GetMedia
+# reference, quoted in docs/operations.md), and the checkpoint's own S3 and DynamoDB writes. A lease shorter than that is taken over by the sweeper while its invocation is alive
+# and well, and on a slow day every invocation loses its lease before its first checkpoint: the
+# recording stops advancing. A killed invocation is not kept waiting by it: Lambda's retry takes
+# the lease back at once (recordings.py), and the sweeper acts when the retries are spent.
+LEASE_FLOOR_S = 15
 # Invocations in a row that may take the lease without the recording advancing before it
 # is declared FAILED (a poison stream or a bug must not be resumed forever).
 MAX_RESUMES_WITHOUT_PROGRESS = 5
@@ -152,6 +161,7 @@ class Recorder:
         s3: S3Client,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -160,6 +170,8 @@ class Recorder:
         self.s3 = s3
         self.monotonic = monotonic
         self.sleep = sleep
+        # Epoch seconds: times kept in checkpoints, compared across invocations.
+        self.clock = clock
 
     @property
     def grace_seconds(self) -> int:
@@ -224,7 +236,7 @@ class _Session:
             else min(60.0, budget_s / 4)
         )
         # Renewed at every checkpoint; a killed invocation's lease runs out soon after.
-        self.lease_s = max(5, self.settings.checkpoint_interval_seconds * 3)
+        self.lease_s = max(LEASE_FLOOR_S, self.settings.checkpoint_interval_seconds * 3)
         self.resume_from_earliest = False
         self.read_lag_ms: int | None = None
 
@@ -286,6 +298,10 @@ class _Session:
         )
         self.muxer = StereoMuxer.holding(self.staged.extras.get(STEREO_HELD, b""))
         self.checkpointed_fragments = self.progress.fragments
+        # When the stream last delivered a fragment (epoch seconds), kept across invocations:
+        # the call's silence is the stream's, not this invocation's, so a chain of short
+        # invocations (each restarting a timer) cannot keep a finished call open forever.
+        self.last_data_at = float(checkpoint.get("last_data_at") or self.r.clock())
 
     def _checkpoint(self, *, release: bool = False) -> None:
         if self.progress.fragments > self.checkpointed_fragments:
@@ -300,6 +316,7 @@ class _Session:
             "finish_status": self.finish_status,
             "finish_reason": self.finish_reason,
             "assembled": self.assembled,
+            "last_data_at": self.last_data_at,
             # Staged last: every byte it names is in S3 before DynamoDB hears of it.
             "staging": self.staged.snapshot({STEREO_HELD: self.muxer.held()}),
         }
@@ -314,7 +331,6 @@ class _Session:
     # ----------------------------------------------------------------- reading
     def _read_until_the_call_ends(self) -> None:
         self.last_checkpoint = self.r.monotonic()
-        last_fragment_at = self.r.monotonic()
         while True:
             self._check_time()
             try:
@@ -339,16 +355,14 @@ class _Session:
                 >= self.settings.checkpoint_interval_seconds
             ):
                 self._checkpoint()  # also renews the lease while the stream is quiet
-            if new:
-                last_fragment_at = self.r.monotonic()
-            elif self.r.monotonic() - last_fragment_at >= self.settings.idle_seconds:
+            if self.r.clock() - self.last_data_at >= self.settings.idle_seconds:
                 if not self.gate.started:
                     raise StreamGone(
                         f"no fragment of contact {self.contact_id} arrived on "
                         f"{self.record.stream_name} within {self.settings.idle_seconds} s"
                     )
                 return
-            else:
+            if not new:
                 self.r.sleep(RECONNECT_PAUSE_S)
 
     def _selector(self) -> StartSelector:
@@ -363,7 +377,7 @@ class _Session:
         )
 
     def _consume(self, body: Readable) -> int:
-        """Read one GetMedia response to its end; returns how many fragments it delivered.
+        """Read one GetMedia response to its end; returns how many events it delivered.
 
         Any end may be a connection cut: an incomplete last fragment is dropped by the
         reader, and the next response resumes after the last complete one.
@@ -389,6 +403,7 @@ class _Session:
             else:
                 logger.warning("KVS error chunk", code=event.code, error_id=event.error_id)
             return
+        self.last_data_at = self.r.clock()
         decision = self.gate.decide(event)
         if decision is ContactDecision.END:
             raise CallOver

@@ -16,7 +16,13 @@ One item per contact (key `contact_id`). Its life:
   milliseconds): the disconnects Connect reported for the contacts of its interaction
   (interactions.py writes them).
 - `acquire` takes the lease for one invocation: it bumps `generation` and sets
-  `lease_expires_at`, on condition that nobody else holds an unexpired lease. Every later write
+  `lease_expires_at`, on condition that nobody else holds an unexpired lease. The owner is the
+  invocation's request id, and Lambda retries a failed or timed-out asynchronous invocation
+  under the same request id ("If the duplicate invocations return an error or time out and
+  have the same request ID, this indicates the Lambda service retried the function":
+  https://repost.aws/knowledge-center/lambda-function-duplicate-invocations), only after the
+  attempt it retries has ended: so the retry of a killed invocation takes its own lease back at
+  once rather than waiting for it to expire. Every later write
   (`checkpoint`, `release`, `complete`, `fail`) is conditional on that generation, so a stale,
   duplicate or racing invocation can never overwrite newer progress: it gets `LeaseLost`.
 - While RECORDING the item carries `active`, the key of the sparse index that the sweeper
@@ -471,7 +477,9 @@ class RecordingStore:
         """Take the lease of a RECORDING whose lease is free or expired.
 
         Raises `LeaseLost` if another invocation holds an unexpired lease and `NotRecording`
-        if the recording is missing or already finished.
+        if the recording is missing or already finished. An `owner` already holding the lease
+        (Lambda's retry of an attempt that died) takes it again: the generation still goes up,
+        so whatever the earlier attempt might still write is refused.
         """
         now = int(self._clock())
         expires = now + lease_seconds
@@ -484,7 +492,8 @@ class RecordingStore:
                     "lease_expires_at = :expires, updated_at = :now"
                 ),
                 ConditionExpression=(
-                    "#status = :recording AND (lease_expires_at <= :now OR lease_owner = :unclaimed)"
+                    "#status = :recording AND (lease_expires_at <= :now "
+                    "OR lease_owner = :unclaimed OR lease_owner = :owner)"
                 ),
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={

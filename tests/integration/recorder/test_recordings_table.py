@@ -82,6 +82,26 @@ def test_lease_excludes_a_second_invocation_until_it_expires(
     assert second.generation == lease.generation + 1
 
 
+def test_lambdas_retry_of_a_dead_attempt_takes_its_own_lease_back_at_once(
+    store: RecordingStore, record: StartRecord
+) -> None:
+    # Given an attempt that took the lease and died (killed, timed out) long before it expires
+    store.register(record)
+    dead, _ = store.acquire(record.contact_id, "request-1", lease_seconds=900)
+
+    # When Lambda retries it (the same request id), it takes the lease under a new generation,
+    # while any other invocation is still refused
+    retry, _ = store.acquire(record.contact_id, "request-1", lease_seconds=900)
+    assert retry.generation == dead.generation + 1
+    with pytest.raises(LeaseLost, match="lease held by request-1"):
+        store.acquire(record.contact_id, "request-2", lease_seconds=900)
+
+    # And whatever the dead attempt might still write is refused
+    with pytest.raises(LeaseLost, match="no longer current"):
+        store.checkpoint(dead, {"position": "old"})
+    store.checkpoint(retry, {"position": "new"})
+
+
 def test_a_superseded_invocation_cannot_overwrite_newer_progress(
     store: RecordingStore, record: StartRecord, clock: Clock
 ) -> None:

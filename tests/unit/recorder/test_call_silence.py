@@ -1,0 +1,148 @@
+"""The call's end is the stream's silence, kept across invocations (moto, fake time).
+
+Each invocation used to time the silence from its own start: a chain of invocations each
+shorter than the idle time (a short timeout, slow cold starts, a loaded machine) never saw
+enough of it, and the finished call stayed RECORDING, handing off forever.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from callrec.config import RecorderSettings
+from callrec.events import StartRecord, start_record_from_contact_flow
+from callrec.kvs import StartSelector
+from callrec.recorder import ASSEMBLY_HANDOFF, TIMEOUT_HANDOFF, Outcome, Recorder
+from callrec.recordings import RecordingStore
+from callrec_local import producer as p
+from callrec_local.template import load_template, local_plan
+from tests.support import load_event
+
+TABLE = "recordings-silence"
+BUCKET = "recordings-silence"
+# KVS closes a GetMedia response after about 3 s without data.
+EMPTY_RESPONSE_S = 3.0
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class FakeInvoker:
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    def start(self, contact_id: str, *, reason: str) -> None:
+        self.started.append(reason)
+
+
+class FakeMedia:
+    """Serves the whole call in the first response, then empty responses that each take
+    KVS's idle time to end."""
+
+    def __init__(self, time: FakeTime, call: bytes) -> None:
+        self.time = time
+        self.bodies = [call]
+
+    def get_media(self, stream_arn: str, selector: StartSelector, *, deadline: float) -> io.BytesIO:
+        if self.bodies:
+            return io.BytesIO(self.bodies.pop(0))
+        self.time.now += EMPTY_RESPONSE_S
+        return io.BytesIO(b"")
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    with mock_aws():
+        spec = local_plan(load_template()).tables["RecordingsTable"]
+        boto3.client("dynamodb").create_table(**{**spec.create_table, "TableName": TABLE})
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
+        yield
+
+
+@pytest.fixture
+def record() -> StartRecord:
+    return start_record_from_contact_flow(load_event("contact-flow-event.json"))
+
+
+def test_a_call_ends_after_its_silence_even_when_no_invocation_lasts_that_long(
+    aws: None, record: StartRecord
+) -> None:
+    # Given a 3-second call, all of it in KVS, recorded by invocations that each have 6 s
+    # (5 s to read) while the call ends only after 10 s of silence
+    time = FakeTime()
+    cu, op = p.conversation(3.0, 7)
+    call = p.ConnectCall(
+        record.contact_id, "instance", record.start_timestamp_ms, cu, op, hangup_ms=3000
+    )
+    settings = RecorderSettings(
+        table_name=TABLE,
+        bucket_name=BUCKET,
+        recordings_prefix="recordings/",
+        staging_prefix="staging/",
+        function_name="recorder",
+        idle_seconds=10,
+        expiration_days=1,
+        handoff_margin_seconds=1,
+        checkpoint_interval_seconds=1,
+    )
+    store = RecordingStore(TABLE, boto3.client("dynamodb"), clock=time.clock)
+    recorder = Recorder(
+        settings,
+        store=store,
+        invoker=FakeInvoker(),
+        media=FakeMedia(time, p.encode_capture(list(call.fragments()))),  # type: ignore[arg-type]
+        s3=boto3.client("s3"),
+        monotonic=time.monotonic,
+        sleep=time.sleep,
+        clock=time.clock,
+    )
+    store.register(record, grace_seconds=5)
+
+    # When invocations follow one another, each handing off to the next
+    outcomes: list[Outcome] = []
+    for n in range(6):
+        began = time.now
+        outcome = recorder.record(
+            record.contact_id,
+            owner=f"request-{n}",
+            remaining_ms=lambda began=began: int((began + 6 - time.now) * 1000),  # type: ignore[misc]
+        )
+        outcomes.append(outcome)
+        if outcome.action != "handed_off":
+            break
+
+    # Then the first reads the call and runs out of time, the second sees the silence reach
+    # 10 s and ends the call (a fresh invocation assembles), and the third completes it
+    assert [(o.action, o.detail) for o in outcomes] == [
+        ("handed_off", TIMEOUT_HANDOFF),
+        ("handed_off", ASSEMBLY_HANDOFF),
+        ("completed", ""),
+    ]
+    recording = store.get(record.contact_id)
+    assert recording is not None
+    assert recording.status == "COMPLETED"
+    assert outcomes[-1].recorded_seconds == pytest.approx(3.0, abs=0.2)
