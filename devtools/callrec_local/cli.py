@@ -1,26 +1,27 @@
 """`callrec replay` and `callrec demo`: the whole pipeline on this machine (dev-only commands).
 
-`replay` plays a capture's call through the emulated KVS, the contact-flow function, the
-Kinesis stream and the recorder, downloads the recording and checks it byte for byte against
-`callrec convert` on the same capture. `demo` plays a few simulated calls of different
-lengths, one of them on a stream reused by the next contact, and leaves the recordings, their
-spectrograms and a review page per call in the output directory.
+`replay` stores a capture's own fragments, byte for byte, in the emulated KVS as they were
+streamed (pauses included), runs the contact flow as Connect would for the chosen contact, lets
+the recorder read them through GetMedia (with hand-offs and cuts), downloads the recording and
+checks it byte for byte against `callrec convert` on the same capture (see replay.py). `demo`
+plays a few simulated calls of different lengths, one of them on a stream reused by the next
+contact, and leaves the recordings, their spectrograms and a review page per call in the
+output directory.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from callrec.convert import convert
 from callrec.errors import CallrecError
 from callrec.viewing import Link, Recording, load_recording, review_page
 from callrec_local.pipeline import OUTPUTS, LocalPipeline, PipelineOptions
+from callrec_local.replay import replay
 from callrec_local.simulator import CallScript, PlayedCall
 
 Handler = Callable[[argparse.Namespace], int]
@@ -39,6 +40,16 @@ def register(subparsers: Any) -> None:
     replay.add_argument("--contact-id", help="the contact to replay (default: the first)")
     replay.add_argument(
         "--out", type=Path, default=Path("replay-output"), help="where to put the WAVs"
+    )
+    replay.add_argument(
+        "--json", action="store_true", help="print one JSON object: the recording's counts"
+    )
+    replay.add_argument(
+        "--idle-seconds",
+        type=int,
+        default=3,
+        help="the recorder's RecordingIdleSeconds (wall seconds here; default 3): a pause in "
+        "streaming longer than this, at the replay's speed, ends the recording",
     )
     _timing(replay, speed=10.0, lambda_timeout=12.0)
     replay.set_defaults(handler=_guarded("replay", _replay))
@@ -96,46 +107,26 @@ def _guarded(name: str, run: Callable[[argparse.Namespace], int]) -> Handler:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory() as tmp, args.capture.open("rb") as stream:
-        reference = convert(stream, Path(tmp), contact_id=args.contact_id)
-        if reference.sample_rate != SAMPLE_RATE or reference.start_ns is None:
-            raise CallrecError(
-                f"replay plays 8 kHz Connect audio; the capture's is {reference.sample_rate} Hz"
-            )
-        expected = {name: reference.paths[name].read_bytes() for name in OUTPUTS}
-    start_ms = reference.start_ns // 1_000_000
-    customer = expected["cu"][WAV_HEADER_BYTES:]
-    agent = expected["op"][WAV_HEADER_BYTES:]
-    options = _options(args, origin_ms=start_ms - 1000, spectrum=False)
-    began = time.monotonic()
-    with LocalPipeline(options) as pipeline:
-        played = pipeline.play(
-            CallScript(
-                seconds=len(customer) / 2 / SAMPLE_RATE,
-                customer=customer,
-                agent=agent,
-                contact_id=reference.contact_id,
-            ),
-            start_ms=start_ms,
+    result = replay(
+        args.capture.read_bytes(),
+        _options(args, idle_s=args.idle_seconds),
+        args.out,
+        contact_id=args.contact_id,
+    )
+    if args.json:
+        print(json.dumps(result.to_json()))
+    elif result.status != "COMPLETED":
+        print(f"callrec replay: recording {result.status}: {result.reason}", file=sys.stderr)
+    else:
+        print(
+            f"contact {result.contact_id}: {result.duration_seconds:.1f} s recorded in "
+            f"{result.elapsed_s:.1f} s, {result.handoffs} hand-offs, "
+            f"{result.duplicates_dropped} duplicates dropped, {result.gaps_filled} gaps filled, "
+            f"{result.skipped_fragments} fragments of other contacts skipped, "
+            f"{'identical to' if result.identical else 'DIFFERENT FROM'} callrec convert "
+            f"-> {args.out}"
         )
-        item = pipeline.wait_finished(played.contact_id, timeout_s=600)
-        if item["status"]["S"] != "COMPLETED":
-            print(
-                f"callrec replay: recording {item['status']['S']}: {item.get('reason')}",
-                file=sys.stderr,
-            )
-            return 1
-        keys = [item["keys"]["M"][name]["S"] for name in OUTPUTS]
-        paths = pipeline.download(keys, args.out)
-    same = all(
-        path.read_bytes() == expected[name] for name, path in zip(OUTPUTS, paths, strict=True)
-    )
-    print(
-        f"contact {played.contact_id}: {float(item['duration_seconds']['N']):.1f} s recorded in "
-        f"{time.monotonic() - began:.1f} s, {item['handoffs']['N']} hand-offs, "
-        f"{'identical to' if same else 'DIFFERENT FROM'} callrec convert -> {args.out}"
-    )
-    return 0 if same else 1
+    return 0 if result.ok else 1
 
 
 # Calls of the demo: (seconds, seed, on the previous call's stream right after it).

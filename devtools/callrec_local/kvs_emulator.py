@@ -168,7 +168,7 @@ class StoredFragment:
 
     @property
     def size(self) -> int:
-        return len(self.parts.head) + len(self.parts.body)
+        return len(self.parts.head) + len(self.parts.body) + len(self.parts.tail)
 
 
 @dataclass
@@ -459,19 +459,39 @@ class KvsEmulator:
         self, stream_name: str, spec: FragmentSpec, *, server_timestamp_ms: int | None = None
     ) -> StoredFragment:
         """Store one fragment now (assigns its number) and wake live GetMedia readers."""
+        return self.ingest_parts(
+            stream_name,
+            encode_fragment_parts(spec),
+            producer_timestamp_ms=spec.timecode_ms,
+            duration_ms=spec.duration_ms,
+            contact_id=spec.contact_id,
+            server_timestamp_ms=server_timestamp_ms,
+        )
+
+    def ingest_parts(
+        self,
+        stream_name: str,
+        parts: EncodedFragment,
+        *,
+        producer_timestamp_ms: int,
+        duration_ms: int,
+        contact_id: str,
+        server_timestamp_ms: int | None = None,
+    ) -> StoredFragment:
+        """Store a fragment's own bytes as they are (a replayed capture's): KVS's tags are added
+        per response, between `parts`' head and body and between its body and tail."""
         stream = self.stream(stream_name)
-        parts = encode_fragment_parts(spec)
         with stream.cond:
             index = stream.next_index
             stored = StoredFragment(
                 index=index,
                 fragment_number=stream.fragment_number(index),
-                producer_timestamp_ms=spec.timecode_ms,
+                producer_timestamp_ms=producer_timestamp_ms,
                 server_timestamp_ms=(
                     self.clock.now_ms() if server_timestamp_ms is None else server_timestamp_ms
                 ),
-                duration_ms=spec.duration_ms,
-                contact_id=spec.contact_id,
+                duration_ms=duration_ms,
+                contact_id=contact_id,
                 parts=parts,
             )
             stream.fragments.append(stored)

@@ -279,11 +279,13 @@ class EncodedFragment:
 
     head: bytes
     body: bytes
+    # What follows KVS's after-Cluster tags (nothing from Connect; a replayed capture may have it).
+    tail: bytes = b""
 
     def with_kvs(self, kvs: KvsTags | None) -> bytes:
         if kvs is None:
-            return self.head + self.body
-        return self.head + kvs_tags_before(kvs) + self.body + kvs_tags_after(kvs)
+            return self.head + self.body + self.tail
+        return self.head + kvs_tags_before(kvs) + self.body + kvs_tags_after(kvs) + self.tail
 
 
 def connect_tags(spec: FragmentSpec, after_cluster: bool) -> bytes:

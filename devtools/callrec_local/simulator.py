@@ -26,7 +26,7 @@ import math
 import random
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -217,6 +217,40 @@ class PlayedCall:
             return GroundTruth(start_ms=self.call.start_ms, customer=b"", agent=b"")
         # Hung up live: the call ends with the last whole fragment that reached the stream.
         return self.call.with_options(hangup_ms=(max(ingested) + 1) * fragment_ms).ground_truth()
+
+
+def flow_event(
+    *,
+    contact_id: str,
+    instance_arn: str,
+    audio: Mapping[str, str],
+    initial_contact_id: str | None = None,
+    previous_contact_id: str | None = None,
+    transferred: bool = False,
+    attributes: Mapping[str, str] | None = None,
+    parameters: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The event Connect's "Invoke AWS Lambda function" block sends (`audio` is
+    `MediaStreams.Customer.Audio`: StreamARN, StartFragmentNumber, StartTimestamp)."""
+    return {
+        "Name": "ContactFlowEvent",
+        "Details": {
+            "ContactData": {
+                "Attributes": dict(attributes or {}),
+                "Channel": "VOICE",
+                "ContactId": contact_id,
+                "CustomerEndpoint": {"Address": "+11234567890", "Type": "TELEPHONE_NUMBER"},
+                "InitialContactId": initial_contact_id or contact_id,
+                "InitiationMethod": "TRANSFER" if transferred else "INBOUND",
+                "InstanceARN": instance_arn,
+                "MediaStreams": {"Customer": {"Audio": dict(audio)}},
+                "PreviousContactId": previous_contact_id or contact_id,
+                "Queue": None,
+                "SystemEndpoint": {"Address": "+18005550100", "Type": "TELEPHONE_NUMBER"},
+            },
+            "Parameters": dict(parameters or {}),
+        },
+    }
 
 
 class ConnectSimulator:
@@ -431,27 +465,18 @@ class ConnectSimulator:
         if stop is not None:
             audio["StopFragmentNumber"] = stop.fragment_number
             audio["StopTimestamp"] = str(stop.producer_timestamp_ms + stop.duration_ms)
-        return {
-            "Name": "ContactFlowEvent",
-            "Details": {
-                "ContactData": {
-                    "Attributes": dict(script.attributes),
-                    "Channel": "VOICE",
-                    "ContactId": contact,
-                    "CustomerEndpoint": {"Address": "+11234567890", "Type": "TELEPHONE_NUMBER"},
-                    "InitialContactId": script.initial_contact_id or played.contact_id,
-                    "InitiationMethod": "TRANSFER" if position else "INBOUND",
-                    "InstanceARN": self.instance_arn,
-                    "MediaStreams": {"Customer": {"Audio": audio}},
-                    "PreviousContactId": previous
-                    if position
-                    else script.initial_contact_id or played.contact_id,
-                    "Queue": None,
-                    "SystemEndpoint": {"Address": "+18005550100", "Type": "TELEPHONE_NUMBER"},
-                },
-                "Parameters": dict(script.parameters),
-            },
-        }
+        return flow_event(
+            contact_id=contact,
+            instance_arn=self.instance_arn,
+            audio=audio,
+            initial_contact_id=script.initial_contact_id or played.contact_id,
+            previous_contact_id=previous
+            if position
+            else script.initial_contact_id or played.contact_id,
+            transferred=bool(position),
+            attributes=script.attributes,
+            parameters=script.parameters,
+        )
 
     def _invoke(self, played: PlayedCall, event: dict[str, Any]) -> None:
         for _ in range(1 + played.script.duplicate_invocations):
