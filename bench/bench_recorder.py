@@ -4,6 +4,9 @@ Prints, all measured in this run:
 - peak RSS of every recorder worker process (VmHWM) for a 10-minute and a 4-hour call played
   live at high speed: it must not grow with the call's length (target: under 128 MB);
 - latency from a call's last fragment to its COMPLETED item (WAVs assembled), less the idle time;
+- hang-up -> WAVs in S3 (p50, p95 over several calls), the call ended by Connect's disconnect
+  (contact events and DescribeContact served locally), against the same calls ended by the idle
+  time when Connect cannot be asked;
 - catch-up speed of a recorder that starts once the whole call is in KVS, in multiples of real
   time, against `callrec convert` on the same stream;
 - start latency (contact-flow invocation to the first `record` invocation holding the lease) for
@@ -51,6 +54,8 @@ COLD_START_STAGES = ("contact flow", "record cold start")
 LONG_SPEED = 300.0
 IDLE_S = 5  # the template's minimum RecordingIdleSeconds
 START_TARGET_S = 5.0
+HANGUP_TARGET_S = 5.0  # issue 12: hang-up -> WAVs in S3
+HANGUP_CALLS = 8
 CONCURRENCY_STEPS = (1, 5, 10, 25, 50, 100)
 REGISTRATION_BATCH = 100  # the template's BatchSize
 # What the template gives the recorder in AWS: 15-minute invocations handing off a quarter of
@@ -145,6 +150,7 @@ def rig(
     checkpoint_interval_s: int = 5,
     idle_s: int = IDLE_S,
     recorder_environment: dict[str, str] | None = None,
+    connect: bool = False,
 ) -> Iterator[Rig]:
     """A fresh local stack: template durations unscaled (the Kinesis batching window, the
     sweeper's minute), the recorder's timeout cut short so hand-offs happen, no spectrum."""
@@ -173,7 +179,12 @@ def rig(
     )
     stack.start()
     try:
-        yield Rig(stack, kvs, ConnectSimulator(kvs, stack.contact_flow_handler()), idle_s)
+        # Without `connect` the simulator does not tell the local Connect of its contacts:
+        # DescribeContact does not know them, and the idle time ends every call.
+        simulator = ConnectSimulator(
+            kvs, stack.contact_flow_handler(), connect=stack.connect if connect else None
+        )
+        yield Rig(stack, kvs, simulator, idle_s)
     finally:
         stack.stop()
 
@@ -230,6 +241,61 @@ def live_call(work: Path, media_s: float, speed: float, lambda_timeout_s: float)
         ),
         exact=exact,
     )
+
+
+# --------------------------------------------------------------------------- hang-up -> WAVs
+@dataclass
+class HangupResult:
+    latencies: list[float]  # wall seconds from each call's hang-up to its COMPLETED item
+    ended_by: list[str]
+    exact: bool
+
+
+def hangup_to_wavs(work: Path, *, connect: bool, media_s: float = 12.0) -> HangupResult:
+    """HANGUP_CALLS calls of different lengths at once; each one's hang-up (the media clock's
+    moment of its disconnect, in wall time) to the first sight of its COMPLETED item."""
+    with rig(work, speed=2.0, lambda_timeout_s=60, idle_s=IDLE_S, connect=connect) as r:
+        played = [
+            r.simulator.play(CallScript(seconds=media_s + n, seed=60 + n))
+            for n in range(HANGUP_CALLS)
+        ]
+        finished: dict[str, float] = {}
+        deadline = time.monotonic() + media_s / 2 + HANGUP_CALLS + 180
+        dynamodb = r.stack.dynamodb()
+        while len(finished) < len(played) and time.monotonic() < deadline:
+            for call in played:
+                if call.contact_id in finished:
+                    continue
+                status = (
+                    dynamodb.get_item(
+                        TableName=r.stack.table_name,
+                        Key={"contact_id": {"S": call.contact_id}},
+                        ProjectionExpression="#s",
+                        ExpressionAttributeNames={"#s": "status"},
+                    )
+                    .get("Item", {})
+                    .get("status", {})
+                    .get("S")
+                )
+                if status in {"COMPLETED", "FAILED"}:
+                    finished[call.contact_id] = time.time()
+            time.sleep(0.05)
+        latencies, ended_by, exact = [], [], len(finished) == len(played)
+        for call in played:
+            if call.contact_id not in finished or call.disconnected_ms is None:
+                continue
+            clock = r.kvs.clock
+            hung_up = time.time() - (clock.now_ms() - call.disconnected_ms) / 1000 / clock.speed
+            latencies.append(finished[call.contact_id] - hung_up)
+            item = r.item(call.contact_id)
+            ended_by.append(item.get("ended_by", {}).get("S", "?"))
+            exact = exact and item["status"]["S"] == "COMPLETED" and check_recording(r, call, item)
+    return HangupResult(latencies, ended_by, exact)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def check_recording(r: Rig, played: PlayedCall, item: dict[str, Any]) -> bool:
@@ -526,6 +592,39 @@ def main() -> int:
                 f"  {name} call at {result.speed:.0f}x: {result.latency_s:.2f} s "
                 f"(RECORDING_IDLE_SECONDS={IDLE_S} excluded)"
             )
+
+        print(
+            f"\nhang-up -> WAVs in S3, {HANGUP_CALLS} calls of 12-19 s at once "
+            f"(target: p95 within {HANGUP_TARGET_S:.0f} s):",
+            flush=True,
+        )
+        signal = hangup_to_wavs(work, connect=True)
+        idle = hangup_to_wavs(work, connect=False)
+        for name, result in (("Connect's disconnect", signal), ("idle time only", idle)):
+            ends = ", ".join(sorted(set(result.ended_by)))
+            if result.latencies:
+                print(
+                    f"  {name}: p50 {percentile(result.latencies, 0.5):.2f} s, p95 "
+                    f"{percentile(result.latencies, 0.95):.2f} s over {len(result.latencies)} "
+                    f"calls; ended_by: {ends}; exact: {result.exact}",
+                    flush=True,
+                )
+            if not result.exact:
+                failures.append(f"hang-up ({name}): a recording is missing or differs")
+        if signal.latencies and idle.latencies:
+            print(
+                f"  Connect's signal / idle time (p50): "
+                f"{percentile(signal.latencies, 0.5) / percentile(idle.latencies, 0.5):.2f} "
+                f"(RECORDING_IDLE_SECONDS={IDLE_S} here; the template's default is "
+                f"{template_idle_s})"
+            )
+            if percentile(signal.latencies, 0.95) > HANGUP_TARGET_S:
+                failures.append(
+                    f"hang-up -> WAVs p95 {percentile(signal.latencies, 0.95):.2f} s "
+                    f"over {HANGUP_TARGET_S:.0f} s"
+                )
+            if set(signal.ended_by) != {"disconnect"}:
+                failures.append(f"calls not ended by the disconnect: {signal.ended_by}")
 
         up = catch_up(work, 3600)
         print("\ncatch-up, recorder started once the whole call was in KVS (1-hour call):")

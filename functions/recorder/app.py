@@ -19,8 +19,10 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import Ki
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from callrec.config import RecorderSettings
+from callrec.connect import ContactDirectory
 from callrec.events import StartRecord
 from callrec.handoff import Invoker, RecorderCommand
+from callrec.interactions import InteractionStore
 from callrec.kvs import MediaSource
 from callrec.logs import PersonalDataFormatter, masked_invocation
 from callrec.recorder import Outcome, Recorder
@@ -32,19 +34,29 @@ metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
 
 
+@lru_cache(maxsize=8)
+def connect_directory(instance_arn: str) -> ContactDirectory | None:
+    """DescribeContact for the start record's instance (None for an ARN that is not one)."""
+    try:
+        return ContactDirectory(instance_arn)
+    except ValueError:
+        return None
+
+
 @lru_cache(maxsize=1)
 def default_recorder() -> Recorder:
     settings = RecorderSettings.from_env()
+    dynamodb = boto3.client("dynamodb")
     return Recorder(
         settings,
         store=RecordingStore(
-            settings.table_name,
-            boto3.client("dynamodb"),
-            retention_days=settings.expiration_days,
+            settings.table_name, dynamodb, retention_days=settings.expiration_days
         ),
         invoker=Invoker(settings.function_name),
         media=MediaSource(),
         s3=boto3.client("s3"),
+        directory_for=connect_directory,
+        interactions=InteractionStore(settings.table_name, dynamodb),
     )
 
 

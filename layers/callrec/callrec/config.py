@@ -99,6 +99,9 @@ class RecorderSettings:
     # default a quarter of the time it was given, at most a minute.
     handoff_margin_seconds: int | None = None
     checkpoint_interval_seconds: int = 60
+    # The longest silence a recording waits through while Connect says the contact is still
+    # connected (a paused flow); beyond it the recording ends ("idle-ceiling").
+    max_pause_seconds: int = 3600
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RecorderSettings:
@@ -116,6 +119,7 @@ class RecorderSettings:
             if margin
             else None,
             checkpoint_interval_seconds=_int(env, "CHECKPOINT_INTERVAL_SECONDS", 60, minimum=1),
+            max_pause_seconds=_int(env, "RECORDING_MAX_PAUSE_SECONDS", 3600, minimum=1),
         )
 
 

@@ -59,6 +59,23 @@ class InteractionStore:
                 f"interaction {initial_contact_id}: cannot list its recordings: {exc}"
             ) from exc
 
+    def disconnects_of(self, contact_id: str) -> dict[str, int]:
+        """The disconnects kept on a recording (contact id to epoch ms): one consistent read of
+        that attribute alone."""
+        try:
+            item = self._client.get_item(
+                TableName=self._table,
+                Key={"contact_id": {"S": contact_id}},
+                ProjectionExpression="disconnects",
+                ConsistentRead=True,
+            ).get("Item", {})
+        except ClientError as exc:
+            raise RecordingStoreError(
+                f"contact {contact_id}: cannot read its disconnects: {exc}"
+            ) from exc
+        entries = item.get("disconnects", {}).get("M", {})
+        return {contact: int(value["N"]) for contact, value in entries.items()}
+
     def note_disconnect(self, disconnect: ContactDisconnect) -> list[str]:
         """Keep the disconnect on the contact's own recording and on every other recording of
         its interaction; the contact ids of the recordings that now have it."""

@@ -29,6 +29,15 @@ from aws_lambda_powertools import Logger
 
 from callrec.alignment import BYTES_PER_SAMPLE, Aligned, Aligner, AlignmentError, StereoMuxer
 from callrec.config import RecorderSettings
+from callrec.ending import (
+    CONTACT_CHANGE,
+    IDLE,
+    IDLE_CEILING,
+    Directory,
+    Disconnects,
+    Ending,
+    EndWatch,
+)
 from callrec.events import StartRecord
 from callrec.fragments import (
     ContactDecision,
@@ -162,6 +171,8 @@ class Recorder:
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
+        directory_for: Callable[[str], Directory | None] | None = None,
+        interactions: Disconnects | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -172,6 +183,10 @@ class Recorder:
         self.sleep = sleep
         # Epoch seconds: times kept in checkpoints, compared across invocations.
         self.clock = clock
+        # Connect's word on a contact's end (ending.py): DescribeContact for an instance ARN,
+        # and the disconnects kept on the recordings. Without them the idle time ends calls.
+        self.directory_for = directory_for or (lambda _instance_arn: None)
+        self.interactions = interactions
 
     @property
     def grace_seconds(self) -> int:
@@ -302,6 +317,17 @@ class _Session:
         # the call's silence is the stream's, not this invocation's, so a chain of short
         # invocations (each restarting a timer) cannot keep a finished call open forever.
         self.last_data_at = float(checkpoint.get("last_data_at") or self.r.clock())
+        self.ending = Ending.from_json(checkpoint.get("ending"))
+        self.watch = EndWatch(
+            contact_id=self.contact_id,
+            initial_contact_id=self.record.initial_contact_id or self.contact_id,
+            disconnects=self.r.interactions,
+            directory=self.r.directory_for(self.record.instance_arn),
+            idle_seconds=self.settings.idle_seconds,
+            max_pause_seconds=self.settings.max_pause_seconds,
+            clock=self.r.clock,
+            state=checkpoint.get("end_watch"),
+        )
 
     def _checkpoint(self, *, release: bool = False) -> None:
         if self.progress.fragments > self.checkpointed_fragments:
@@ -317,6 +343,8 @@ class _Session:
             "finish_reason": self.finish_reason,
             "assembled": self.assembled,
             "last_data_at": self.last_data_at,
+            "ending": self.ending.to_json() if self.ending else None,
+            "end_watch": self.watch.state(),
             # Staged last: every byte it names is in S3 before DynamoDB hears of it.
             "staging": self.staged.snapshot({STEREO_HELD: self.muxer.held()}),
         }
@@ -355,15 +383,25 @@ class _Session:
                 >= self.settings.checkpoint_interval_seconds
             ):
                 self._checkpoint()  # also renews the lease while the stream is quiet
-            if self.r.clock() - self.last_data_at >= self.settings.idle_seconds:
-                if not self.gate.started:
+            ending = self.watch.check(last_data_at=self.last_data_at, t_last_ms=self._t_last_ms())
+            if ending is not None:
+                if not self.gate.started and ending.ended_by in {IDLE, IDLE_CEILING}:
                     raise StreamGone(
                         f"no fragment of contact {self.contact_id} arrived on "
                         f"{self.record.stream_name} within {self.settings.idle_seconds} s"
                     )
+                logger.info("the call is over", ended_by=ending.ended_by, **ending.detail)
+                self.ending = ending
                 return
             if not new:
                 self.r.sleep(RECONNECT_PAUSE_S)
+
+    def _t_last_ms(self) -> int | None:
+        """The end of the audio recorded so far (epoch ms), None before any."""
+        rate = self.aligner.sample_rate
+        if self.aligner.start_ns is None or not rate:
+            return None
+        return self.aligner.start_ns // 1_000_000 + self.aligner.samples * 1000 // rate
 
     def _selector(self) -> StartSelector:
         if self.token is not None:
@@ -406,6 +444,10 @@ class _Session:
         self.last_data_at = self.r.clock()
         decision = self.gate.decide(event)
         if decision is ContactDecision.END:
+            self.ending = Ending(
+                CONTACT_CHANGE,
+                {"contact": event.contact_id or "", "fragment_number": event.fragment_number or ""},
+            )
             raise CallOver
         if decision is ContactDecision.KEEP:
             if self.progress.first_fragment is None:
@@ -499,6 +541,8 @@ class _Session:
             "warnings": self.progress.warnings,
             "gaps_filled": self.aligner.gaps_filled,
             "duplicates_dropped": self.aligner.duplicates_dropped,
+            "ended_by": self.ending.ended_by if self.ending else None,
+            "end_detail": dict(self.ending.detail) if self.ending else None,
         }
 
     def _abandon_assembly(self, stalled: int) -> Outcome:
