@@ -693,6 +693,8 @@ class MkvReader:
         self._cluster_timecode = 0
         self._group_block: Block | None = None
         self._closed = False
+        # An error found after documents that ended in the same feed: raised on the next call.
+        self._error: MkvError | None = None
         # Parsed Tags, Tracks and EBML headers by their bytes (a Connect stream repeats them).
         self._cache: dict[tuple[int, bytes], list[SimpleTag] | list[Track] | list[str]] = {}
         # Runs of fragment-level elements seen before (_Layout), and failed attempts in a row.
@@ -705,12 +707,27 @@ class MkvReader:
         return self._base
 
     def feed(self, chunk: bytes) -> list[Document]:
-        """Push more input; returns the documents that ended (complete or not, see `complete`)."""
+        """Push more input; returns the documents that ended (complete or not, see `complete`).
+
+        When bad bytes follow documents that ended in the same input, those documents are
+        returned first and the `MkvError` is raised by the next `feed` or `close`: whatever
+        the chunking, a consumer gets every document before the bad bytes, then the error."""
         if self._closed:
             raise ValueError("feed() after close()")
+        if self._error is not None:
+            raise self._error
+        out: list[Document] = []
+        try:
+            self._feed(chunk, out)
+        except MkvError as exc:
+            self._error = exc
+            if not out:
+                raise
+        return out
+
+    def _feed(self, chunk: bytes, out: list[Document]) -> None:
         if type(chunk) is not bytes:
             chunk = bytes(chunk)
-        out: list[Document] = []
         pos = 0  # start of the part of `chunk` not yet parsed, skipped or held
         size = len(chunk)
         while pos < size:
@@ -739,12 +756,14 @@ class MkvReader:
             self._pending_size = 0
             pos += take
             self._parse(out, 0)
-        return out
 
     def close(self) -> Tail:
         """End of input: how it ended, with the last document (complete only if the input ended
-        cleanly between elements with no known-size element unfinished)."""
+        cleanly between elements with no known-size element unfinished). Raises the `MkvError`
+        a `feed` deferred (see `feed`)."""
         self._closed = True
+        if self._error is not None:
+            raise self._error
         if self._pending:
             self._data = b"".join((self._data, *self._pending))
             self._pending.clear()
