@@ -28,7 +28,6 @@ import hashlib
 import io
 import itertools
 import multiprocessing
-import os
 import random
 import resource
 import signal
@@ -48,6 +47,8 @@ from typing import Any
 from callrec.convert import ConvertResult, convert
 from callrec.errors import CallrecError
 from callrec.fragments import ErrorChunk, FragmentReader
+
+# ruff: noqa: S311 - random cases, not secrets
 
 # Outcomes: the first three are answers, the others failures.
 OK = "ok"  # converted (WAVs written)
@@ -181,7 +182,7 @@ def generated_seeds() -> list[tuple[str, bytes]]:
         )
 
     plain = call("c-1", start, 1)
-    seeds = [
+    return [
         ("connect", p.encode_capture(list(plain.fragments()))),
         (
             "connect-crc-void-gap-dup-jitter",
@@ -226,7 +227,6 @@ def generated_seeds() -> list[tuple[str, bytes]]:
             p.encode_capture(list(call("c-1", start, 5).fragments()), truncate_last=300),
         ),
     ]
-    return seeds
 
 
 # --- an independent EBML walk (no callrec code), tolerant of damage --------------------------------
@@ -569,7 +569,7 @@ def convert_outcome(pieces: list[bytes], out: Path) -> tuple[Any, ...]:
         summary = result.summary().replace(str(out), "OUT") if result else ""
         answer: tuple[Any, ...] = (OK, summary, result and result.clean)
     except CallrecError as exc:
-        answer = (REFUSED, type(exc).__name__, str(exc))
+        answer = (REFUSED, type(exc).__name__, str(exc).replace(str(out), "OUT"))
     files = {}
     for path in sorted(out.iterdir()) if out.exists() else []:
         if path.suffix == ".wav":
@@ -628,7 +628,7 @@ def run_one(data: bytes, chunk_seed: int, time_limit: float) -> tuple[str, str]:
             return HANG, f"over {time_limit} s"
         except MemoryError:
             return MEMORY, "MemoryError"
-        except Exception as exc:  # noqa: BLE001 - what the fuzzer is looking for
+        except Exception as exc:  # what the fuzzer is looking for
             where = traceback.extract_tb(exc.__traceback__)[-1]
             return UNEXPECTED, f"{type(exc).__name__}: {exc} ({where.filename}:{where.lineno})"
         finally:
@@ -732,7 +732,15 @@ def run(
                 saved = None
                 if failures_dir is not None:
                     saved = save_failure(
-                        failures_dir, outcome, detail, data, chunk_seed, name, mutations, seed, case
+                        failures_dir,
+                        outcome=outcome,
+                        detail=detail,
+                        data=data,
+                        chunk_seed=chunk_seed,
+                        seed_name=name,
+                        mutations=mutations,
+                        seed=seed,
+                        case=case,
                     )
                 failures.append((outcome, detail, saved))
             if progress is not None:
@@ -748,6 +756,7 @@ def run(
 
 def save_failure(
     folder: Path,
+    *,
     outcome: str,
     detail: str,
     data: bytes,

@@ -74,6 +74,10 @@ MKV_ID_TAGBINARY = 0x4485
 TRACK_TYPE_VIDEO = 1
 TRACK_TYPE_AUDIO = 2
 DEFAULT_TIMECODE_SCALE = 1_000_000
+# A tick of at most one second: the coarsest scale that keeps a block's time meaningful (its
+# relative timecode is an int16 of ticks: at 1 s a tick, a Cluster spans 9 hours already) and
+# timestamps representable. Connect and KVS write 1,000,000 (1 ms). Larger, or 0, is refused.
+MAX_TIMECODE_SCALE = 1_000_000_000
 # Blocks and strings larger than this are refused rather than buffered (a real KVS fragment's
 # largest element is a video frame of a few MB; a Connect block is 1 KB).
 DEFAULT_MAX_ELEMENT_SIZE = 64 * 1024 * 1024
@@ -294,6 +298,16 @@ def read_float(payload: bytes, offset: int = 0) -> float:
     if len(payload) == 8:
         return float(_FLOAT64.unpack(payload)[0])
     raise MkvError(f"expected a float of 0, 4 or 8 bytes, found {len(payload)} bytes", offset)
+
+
+def read_timecode_scale(payload: bytes, offset: int) -> int:
+    """A TimecodeScale's value: MkvError unless it is in 1..MAX_TIMECODE_SCALE nanoseconds."""
+    scale = int.from_bytes(payload)
+    if not 0 < scale <= MAX_TIMECODE_SCALE:
+        raise MkvError(
+            f"expected a TimecodeScale of 1 to {MAX_TIMECODE_SCALE} ns, found {scale}", offset
+        )
+    return scale
 
 
 def read_string(payload: bytes) -> str:
@@ -880,9 +894,7 @@ class MkvReader:
                 else:  # Info
                     for cid, cstart, cstop in _children(data, start, stop, base):
                         if cid == MKV_ID_TIMECODESCALE:
-                            scale = int.from_bytes(data[cstart:cstop])
-                            if scale <= 0:
-                                return None
+                            scale = read_timecode_scale(data[cstart:cstop], base + cstart)
                         else:
                             holes.append((cstart, cstop))
                 pos = stop
@@ -1206,12 +1218,9 @@ class MkvReader:
                 if eid == MKV_ID_INFO:
                     for cid, cstart, cstop in _children(data, start, stop, base):
                         if cid == MKV_ID_TIMECODESCALE:
-                            scale = int.from_bytes(data[cstart:cstop])
-                            if scale <= 0:
-                                raise MkvError(
-                                    "expected a positive TimecodeScale, found 0", base + cstart
-                                )
-                            whole.timecode_scale = scale
+                            whole.timecode_scale = read_timecode_scale(
+                                data[cstart:cstop], base + cstart
+                            )
                 else:
                     key = (eid, data[start:stop])
                     cached = cache.get(key)
@@ -1312,10 +1321,7 @@ class MkvReader:
             elif eid == MKV_ID_TAGBINARY:
                 self._tags[-1][1] = data[start:stop]
             elif eid == MKV_ID_TIMECODESCALE:
-                scale = int.from_bytes(data[start:stop])
-                if scale <= 0:
-                    raise MkvError("expected a positive TimecodeScale, found 0", here)
-                current.timecode_scale = scale
+                current.timecode_scale = read_timecode_scale(data[start:stop], here)
             elif eid == EBML_ID_DOCTYPE:
                 current.doc_type = read_string(data[start:stop])
                 if current.doc_type not in ("matroska", "webm"):

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from callrec.fragments import FragmentReader
+from callrec.fragments import ErrorChunk, Fragment, FragmentReader
 from callrec.mkv import MkvError, MkvReader
 from callrec_local import fuzz
 from callrec_local import producer as p
@@ -61,12 +61,16 @@ def test_fragments_before_an_error_are_kept_in_any_chunking(chunk: int | None) -
     data, bad_at = two_fragments_then_garbage()
     reader = FragmentReader()
     chunks = [data] if chunk is None else [data[i : i + chunk] for i in range(0, len(data), chunk)]
-    fragments = []
+    fragments: list[Fragment | ErrorChunk] = []
+
+    def feed_all() -> None:
+        for piece in chunks:
+            fragments.extend(reader.feed(piece))
+        reader.close()
+
     # When it is fed, then both good fragments come out before the error
     with pytest.raises(MkvError) as info:
-        for piece in chunks:
-            fragments += reader.feed(piece)
-        reader.close()
+        feed_all()
     assert [f.index for f in fragments] == [0, 1]
     assert all(f.complete for f in fragments)
     # and the error says where the bad byte is
