@@ -51,8 +51,8 @@ ROLES = (ROLE_CUSTOMER, ROLE_AGENT)
 TRACK_ROLES = {TRACK_FROM_CUSTOMER: ROLE_CUSTOMER, TRACK_TO_CUSTOMER: ROLE_AGENT}
 
 # Sampling rates a stream may declare (MimeType `rate=`, or an Audio element's
-# SamplingFrequency): Connect's 8 kHz ("16-bit signed PCM Mono", "sampling rate of 8 Khz":
-# https://docs.aws.amazon.com/connect/latest/adminguide/access-media-stream-data.html) and the
+# SamplingFrequency): Connect's ("Audio sent to Kinesis uses a sampling rate of 8 kHz.",
+# https://docs.aws.amazon.com/connect/latest/adminguide/plan-live-media-streams.html) and the
 # rates ordinary PCM files use. Anything else (0, 7, 4294967296, inf, NaN) is refused with
 # MkvError: a rate read from a damaged stream must not size buffers or silences.
 ALLOWED_SAMPLE_RATES = frozenset((8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 96000))
