@@ -387,6 +387,12 @@ def track_format(track: Track, mime_type: str | None) -> tuple[PcmFormat, bool]:
         _check_rate(rate, f"{where}: SamplingFrequency", track.offset)
         return PcmFormat(int(rate)), track.codec_id == CODEC_PCM_BE
     declared = parse_mime_type(mime_type) if mime_type else None
+    if declared is None and mime_type and mime_type.strip().lower().startswith("audio/l16"):
+        raise MkvError(
+            f"{where}: MimeType {mime_type!r} declares audio/L16 without a valid rate and"
+            " channel count (positive integers)",
+            track.offset,
+        )
     if declared is None:
         raise MkvError(
             f"{where}: codec {track.codec_id or '(none)'} is not PCM and no MimeType tag declares"

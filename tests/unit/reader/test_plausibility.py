@@ -96,6 +96,13 @@ def test_the_allowed_rates_are_accepted() -> None:
         assert track_format(pcm_track(float(rate)), None)[0].sample_rate == rate
 
 
+@pytest.mark.parametrize("rate", ["inf", "nan", "-8000", "0", "8e3", ""])
+def test_an_l16_mime_type_without_a_valid_rate_says_so(rate: str) -> None:
+    track = replace(pcm_track(8000.0), codec_id="A_AAC")
+    with pytest.raises(MkvError, match="declares audio/L16 without a valid rate"):
+        track_format(track, f"audio/L16;rate={rate};channels=1;")
+
+
 def test_a_mime_type_rate_of_2_to_the_32_is_refused_not_allocated(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
