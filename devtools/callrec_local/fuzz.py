@@ -480,7 +480,7 @@ def mutate(data: bytes, rng: random.Random, count: int | None = None) -> tuple[b
 
 def random_cuts(size: int, rng: random.Random) -> list[int]:
     """Chunk boundaries: a mix of tiny, small and large chunks."""
-    cuts = []
+    cuts: list[int] = []
     at = 0
     while True:
         at += rng.choice((1, 2, 3, rng.randint(1, 64), rng.randint(1, 4096), rng.randint(1, 70000)))
@@ -565,7 +565,7 @@ def _wav_problem(path: Path) -> str | None:
 def convert_outcome(pieces: list[bytes], out: Path) -> tuple[Any, ...]:
     """What `convert` did: its result or error, and every file it left (checked if a WAV)."""
     try:
-        result: ConvertResult | None = convert(_Pieces(pieces), out)  # type: ignore[arg-type]
+        result: ConvertResult | None = convert(_Pieces(pieces), out)
         summary = result.summary().replace(str(out), "OUT") if result else ""
         answer: tuple[Any, ...] = (OK, summary, result and result.clean)
     except CallrecError as exc:

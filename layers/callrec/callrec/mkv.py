@@ -255,8 +255,9 @@ _OPEN_SEGMENT = (MKV_ID_SEGMENT, -1, -1)
 class MkvReader:
     """Push parser: `feed(chunk)` returns the documents that ended, `close()` reports the tail.
 
-    Any split of the input into chunks gives the same documents. Raises `MkvError` for bytes
-    that are not Matroska; after an error the reader must not be fed again.
+    Any split of the input into chunks gives the same documents, and the same error: raises
+    `MkvError` for bytes that are not Matroska, after handing out every document that ended
+    before them (see `feed`); once raised, every later `feed` or `close` raises it again.
     """
 
     def __init__(self, max_element_size: int = DEFAULT_MAX_ELEMENT_SIZE) -> None:
