@@ -798,7 +798,8 @@ def main(argv: list[str] | None = None) -> int:
     def progress(done: int, counts: Counter[str]) -> None:
         if done % 5000 == 0:
             bad = sum(counts[o] for o in FAILURES)
-            print(f"{done} cases, {bad} failures", file=sys.stderr, flush=True)
+            tally = ", ".join(f"{o} {counts[o]}" for o in (*ANSWERS, *FAILURES))
+            print(f"{done} cases, {bad} failures ({tally})", file=sys.stderr, flush=True)
 
     report = run(
         args.cases,
