@@ -636,7 +636,9 @@ def run_one(data: bytes, chunk_seed: int, time_limit: float) -> tuple[str, str]:
             signal.signal(signal.SIGALRM, previous)
 
 
-def _worker(conn: Connection, memory_mb: int, time_limit: float) -> None:
+def _worker(conn: Connection, parent_end: Connection, memory_mb: int, time_limit: float) -> None:
+    # The parent's end, inherited through fork, closed here: if the parent dies, recv() ends.
+    parent_end.close()
     with contextlib.suppress(ValueError, OSError):
         # The ceiling is above what the worker has already mapped.
         status = Path("/proc/self/status").read_text()
@@ -646,7 +648,10 @@ def _worker(conn: Connection, memory_mb: int, time_limit: float) -> None:
         limit = mapped * 1024 + memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     while True:
-        job = conn.recv()
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
         if job is None:
             return
         data, chunk_seed = job
@@ -674,7 +679,7 @@ class _Worker:
         context = multiprocessing.get_context("fork")
         self.conn, child = context.Pipe()
         self.process = context.Process(
-            target=_worker, args=(child, memory_mb, time_limit), daemon=True
+            target=_worker, args=(child, self.conn, memory_mb, time_limit), daemon=True
         )
         self.process.start()
         child.close()
