@@ -5,6 +5,7 @@
 #   make build   sam build, offline, no container
 #   make demo    the whole pipeline on this machine: simulated calls recorded into demo-output/
 #   make bench   benchmarks: figures and ratios against references measured in the same run
+#   make fuzz    N=100000 mutated captures, whole and in chunks: counts per outcome, fuzz-failures/
 #
 # Each tool with conflicting pins (aws-sam-cli, cfn-lint, checkov) gets its own uv tool
 # environment under .tools/, so none of them can break the dev venv or each other.
@@ -39,7 +40,7 @@ SAM := PATH="$(dir $(PY313)):$$PATH" SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam
 SYSTEM_PACKAGES := ffmpeg mkvtoolnix chromium
 SYSTEM_COMMANDS := ffmpeg mkvmerge chromium
 
-.PHONY: help dev tools sysdeps lint typecheck cfn test unit build demo bench clean
+.PHONY: help dev tools sysdeps lint typecheck cfn test unit build demo bench fuzz clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -105,6 +106,11 @@ demo: dev
 
 bench: dev sysdeps
 	$(BIN)/python -m bench
+
+N ?= 100000
+SEED ?= 0
+fuzz: dev
+	$(BIN)/python -m callrec_local.fuzz -n $(N) --seed $(SEED) --out fuzz-failures
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .aws-sam .mypy_cache .ruff_cache .pytest_cache

@@ -45,9 +45,15 @@ from callrec.fragments import (
 from callrec.mkv import Block, Track
 
 JITTER_TOLERANCE_MS = 20
-# A timestamp further ahead than this is refused rather than turned into that much silence
-# (a corrupt timecode must not allocate hours of zeros).
+# The longest gap between a track's end and its next block that is filled with silence (media
+# streaming paused for a few minutes is plausible; more is a corrupt timecode, which must not
+# allocate or upload hours of zeros). Beyond it the fragment is refused with AlignmentError.
 MAX_GAP_SECONDS = 600
+# Block timestamps (Unix epoch, ns) a recording may start at: 1970-01-01 to 2200-01-01. KVS
+# timecodes are epoch milliseconds; a value outside this range is a corrupt timecode (2**64-1
+# ms is in the year 584,556,019) and is refused rather than named or aligned.
+MIN_TIMESTAMP_NS = 0
+MAX_TIMESTAMP_NS = 7_258_118_400 * 1_000_000_000
 BYTES_PER_SAMPLE = 2
 STATE_VERSION = 1
 _NS = 1_000_000_000
@@ -81,6 +87,7 @@ class Aligner:
         "gap_samples",
         "gaps_filled",
         "mime_type",
+        "odd_bytes_dropped",
         "sample_rate",
         "start_ns",
     )
@@ -94,6 +101,9 @@ class Aligner:
         self.duplicates_dropped = 0  # frames dropped whole: duplicates
         self.dropped_samples = 0  # samples dropped as overlaps, duplicates included
         self.fragments = 0  # fragments that contributed audio
+        # Frames of an odd byte count (not whole 16-bit samples): the odd last byte is dropped
+        # and counted here, so that every track stays whole samples.
+        self.odd_bytes_dropped = 0
         self.mime_type: str | None = None  # last MimeType seen, for fragments without one
         self._roles_key: tuple[tuple[Track, ...], str | None] | None = None
         # For that key: the format, each track's role and byte order, the tracks of cu and op.
@@ -106,8 +116,51 @@ class Aligner:
         """Length in samples of the longer track so far."""
         return max(self.ends.values())
 
+    def _snapshot(self) -> tuple[Any, ...]:
+        return (
+            self.sample_rate,
+            self.start_ns,
+            dict(self.ends),
+            self.gaps_filled,
+            self.gap_samples,
+            self.duplicates_dropped,
+            self.dropped_samples,
+            self.fragments,
+            self.mime_type,
+            self.odd_bytes_dropped,
+        )
+
+    def _restore(self, saved: tuple[Any, ...]) -> None:
+        (
+            self.sample_rate,
+            self.start_ns,
+            self.ends,
+            self.gaps_filled,
+            self.gap_samples,
+            self.duplicates_dropped,
+            self.dropped_samples,
+            self.fragments,
+            self.mime_type,
+            self.odd_bytes_dropped,
+        ) = saved
+
     def add_fragment(self, fragment: Fragment) -> Aligned:
-        """Aligns one fragment's Connect audio (the caller has applied the contact rules)."""
+        """Aligns one fragment's Connect audio (the caller has applied the contact rules).
+
+        A fragment refused (`AlignmentError`, or `MkvError` for audio that is not PCM) leaves
+        the aligner as it was before it; the AlignmentError names the fragment."""
+        saved = self._snapshot()
+        try:
+            return self._add_fragment(fragment)
+        except AlignmentError as exc:
+            self._restore(saved)
+            number = fragment.fragment_number or f"#{fragment.index}"
+            raise AlignmentError(f"fragment {number} (at byte {fragment.offset}): {exc}") from None
+        except CallrecError:
+            self._restore(saved)
+            raise
+
+    def _add_fragment(self, fragment: Fragment) -> Aligned:
         mime = fragment.mime_type or self.mime_type
         # A Connect stream repeats its tracks and MimeType: their roles are worked out once.
         key = (fragment.tracks, mime)
@@ -129,7 +182,7 @@ class Aligner:
                 Block(
                     block.track,
                     block.timecode,
-                    [swap16(frame, block.offset) for frame in block.frames]
+                    [self._swap(frame, block.offset) for frame in block.frames]
                     if roles.get(block.track, ("", False))[1]
                     else block.frames,
                     block.offset,
@@ -139,16 +192,29 @@ class Aligner:
         self.fragments += 1
         return self._place(blocks, by_role, fragment.timecode_scale, fmt)
 
+    def _swap(self, frame: bytes, offset: int) -> bytes:
+        """A big-endian frame as little-endian samples (an odd last byte dropped and counted)."""
+        if len(frame) % BYTES_PER_SAMPLE:
+            frame = frame[:-1]
+            self.odd_bytes_dropped += 1
+        return swap16(frame, offset)
+
     def add(self, blocks: Sequence[AudioBlock], fmt: PcmFormat | None) -> Aligned:
         """Aligns audio blocks of one fragment, all in format `fmt` (as `fragment_audio` returns
-        them; prefer `add_fragment`, which also carries MimeType over tagless fragments)."""
+        them; prefer `add_fragment`, which also carries MimeType over tagless fragments). A
+        refused fragment leaves the aligner as it was."""
         if not blocks or fmt is None:
             return Aligned(b"", b"")
         numbered = [
             Block(_ROLE_NUMBERS[block.role], block.timestamp_ns, block.frames, 0)
             for block in blocks
         ]
-        return self._place(numbered, _NUMBERED_ROLES, 1, fmt)
+        saved = self._snapshot()
+        try:
+            return self._place(numbered, _NUMBERED_ROLES, 1, fmt)
+        except AlignmentError:
+            self._restore(saved)
+            raise
 
     def _place(
         self,
@@ -168,7 +234,13 @@ class Aligner:
             )
         if self.start_ns is None:
             known = by_role[0] | by_role[1]
-            self.start_ns = min(block.timecode for block in blocks if block.track in known) * scale
+            start = min(block.timecode for block in blocks if block.track in known) * scale
+            if not MIN_TIMESTAMP_NS <= start < MAX_TIMESTAMP_NS:
+                raise AlignmentError(
+                    f"expected audio timestamps between 1970 and 2200, found {start} ns since"
+                    " 1970 (a corrupt Cluster Timecode or TimecodeScale)"
+                )
+            self.start_ns = start
         # Each role's blocks in stream order (the tracks are independent of each other).
         return Aligned(
             self._place_role(blocks, by_role[0], ROLE_CUSTOMER, scale),
@@ -204,13 +276,18 @@ class Aligner:
             else:
                 pos = ((block.timecode * scale - start) * rate * 2 + _NS) // (2 * _NS)
             for frame in block.frames:
+                if len(frame) & 1:  # not whole samples: the odd last byte is dropped
+                    frame = frame[:-1]  # noqa: PLW2901
+                    self.odd_bytes_dropped += 1
                 count = len(frame) // BYTES_PER_SAMPLE
                 if pos > end + tolerance:
                     silence = pos - end
                     if silence > max_gap:
                         raise AlignmentError(
-                            f"expected {role} audio within {MAX_GAP_SECONDS} s of the track's end,"
-                            f" found a block {silence / rate:.3f} s later"
+                            f"expected {role} audio within {MAX_GAP_SECONDS} s (MAX_GAP_SECONDS)"
+                            f" of the track's end, found a block {silence / rate:.3f} s later"
+                            f" (at byte {block.offset}): a gap that long is not filled with"
+                            " silence"
                         )
                     if end:
                         self.gaps_filled += 1
@@ -254,6 +331,7 @@ class Aligner:
             "duplicates_dropped": self.duplicates_dropped,
             "dropped_samples": self.dropped_samples,
             "fragments": self.fragments,
+            "odd_bytes_dropped": self.odd_bytes_dropped,
         }
         if self.sample_rate is not None:
             state["rate"] = self.sample_rate
@@ -278,6 +356,8 @@ class Aligner:
             aligner.duplicates_dropped = int(state["duplicates_dropped"])
             aligner.dropped_samples = int(state["dropped_samples"])
             aligner.fragments = int(state["fragments"])
+            # Absent from states saved before odd bytes were counted.
+            aligner.odd_bytes_dropped = int(state.get("odd_bytes_dropped", 0))
             aligner.sample_rate = int(state["rate"]) if "rate" in state else None
             aligner.start_ns = int(state["start_ns"]) if "start_ns" in state else None
         except (KeyError, TypeError, ValueError) as exc:

@@ -43,6 +43,21 @@ class NoAudio(CallrecError):
     """A capture holding no Connect audio for the contact asked for."""
 
 
+class ConversionFailed(CallrecError):
+    """The capture went bad after some audio was written: the WAVs are complete and valid,
+    holding everything before the failure (`result`); `cause` is the reader's or aligner's
+    error."""
+
+    def __init__(self, cause: CallrecError, result: ConvertResult) -> None:
+        kept = ", ".join(str(path) for path in result.paths.values())
+        super().__init__(
+            f"{cause}; the WAVs hold the {result.duration:.3f} s before it"
+            f" ({result.fragments} fragments): {kept}"
+        )
+        self.cause = cause
+        self.result = result
+
+
 @dataclass(slots=True)
 class ConvertResult:
     """What `convert` wrote and what it saw on the way."""
@@ -55,6 +70,7 @@ class ConvertResult:
     skipped: int = 0  # fragments of other contacts before the target
     gaps: int = 0
     duplicates: int = 0
+    odd_bytes: int = 0  # odd last bytes of blocks dropped (blocks not of whole samples)
     paths: dict[str, Path] = field(default_factory=dict)
     error_codes: list[str] = field(default_factory=list)
     end: StreamEnd | None = None
@@ -72,7 +88,8 @@ class ConvertResult:
         """The one-line summary `callrec convert` prints."""
         line = (
             f"contact {self.contact_id or '-'}: {self.duration:.3f} s, {self.fragments} fragments,"
-            f" {self.gaps} gaps filled, {self.duplicates} duplicates dropped"
+            f" {self.gaps} gaps filled, {self.duplicates} duplicates dropped,"
+            f" {self.odd_bytes} odd bytes dropped"
         )
         if self.paths:
             stem = self.paths[ROLE_CUSTOMER].name.removesuffix("-cu.wav")
@@ -120,13 +137,24 @@ class _Outputs:
         self._reported = self.cu.data_bytes + self.op.data_bytes
 
     def close(self) -> None:
+        """Writes each file's header. If any file cannot get a valid one, all three are
+        deleted (no file that looks like a WAV but is not one is left) and the error raised."""
+        failure: BaseException | None = None
         try:
             if self.worker is not None:
                 self._report()
         finally:
             for writer in (self.cu, self.op, self.stereo):
-                if writer is not None:
+                if writer is None:
+                    continue
+                try:
                     writer.close()
+                except BaseException as exc:  # re-raised below, once every file is closed
+                    failure = failure or exc
+            if failure is not None:
+                for path in self.paths.values():
+                    path.unlink(missing_ok=True)
+                raise failure
 
 
 def _why_no_audio(fragment: Fragment) -> list[str]:
@@ -157,8 +185,10 @@ def convert(
     """Converts a capture read from `stream` into three WAVs in `out_dir`.
 
     With `parallel`, the stereo WAV is written by a worker process (stereo_worker.py), the same
-    bytes on a second CPU. Raises `MkvError` for bytes that are not Matroska or audio that is
-    not PCM (files written so far are completed first), `NoAudio` when the contact has no audio
+    bytes on a second CPU. Raises `MkvError` or `AlignmentError` for bytes that are not
+    Matroska or audio that is not PCM before any audio was written (no file is left),
+    `ConversionFailed` when that happens after some (the WAVs complete and valid, holding
+    everything before the failure), `NoAudio` when the contact has no audio
     in the capture, `StereoWorkerError` when the worker failed (the mono WAVs are complete).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -180,7 +210,7 @@ def convert(
     return result
 
 
-def _convert(
+def _convert(  # noqa: PLR0912, PLR0915
     stream: SupportsRead,
     out_dir: Path,
     contact_id: str | None,
@@ -193,6 +223,7 @@ def _convert(
     reader = FragmentReader()
     outputs: _Outputs | None = None
     reasons: list[str] = []
+    failure: CallrecError | None = None
     try:
         for event in reader.read_stream(stream, chunk_size):
             if isinstance(event, ErrorChunk):
@@ -214,6 +245,10 @@ def _convert(
                 outputs = _Outputs(out_dir, aligner.start_ns, aligner.sample_rate, worker)
             outputs.write(aligned)
         result.end = reader.end
+    except CallrecError as exc:
+        if outputs is None:
+            raise
+        failure = exc  # what was written before it is kept, in valid WAVs
     finally:
         if outputs is not None:
             try:
@@ -237,6 +272,9 @@ def _convert(
     result.fragments = aligner.fragments
     result.gaps = aligner.gaps_filled
     result.duplicates = aligner.duplicates_dropped
+    result.odd_bytes = aligner.odd_bytes_dropped
+    if failure is not None:
+        raise ConversionFailed(failure, result) from failure
     return result
 
 

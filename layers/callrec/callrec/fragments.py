@@ -11,6 +11,7 @@ access (kvs.py). Tracks are identified by Name, never by number (Connect's numbe
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -49,6 +50,12 @@ ROLE_AGENT = "op"
 ROLES = (ROLE_CUSTOMER, ROLE_AGENT)
 TRACK_ROLES = {TRACK_FROM_CUSTOMER: ROLE_CUSTOMER, TRACK_TO_CUSTOMER: ROLE_AGENT}
 
+# Sampling rates a stream may declare (MimeType `rate=`, or an Audio element's
+# SamplingFrequency): Connect's ("Audio sent to Kinesis uses a sampling rate of 8 kHz.",
+# https://docs.aws.amazon.com/connect/latest/adminguide/plan-live-media-streams.html) and the
+# rates ordinary PCM files use. Anything else (0, 7, 4294967296, inf, NaN) is refused with
+# MkvError: a rate read from a damaged stream must not size buffers or silences.
+ALLOWED_SAMPLE_RATES = frozenset((8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 96000))
 CODEC_PCM_LE = "A_PCM/INT/LIT"
 CODEC_PCM_BE = "A_PCM/INT/BIG"
 DEFAULT_CHUNK_SIZE = 256 * 1024
@@ -372,26 +379,40 @@ def track_format(track: Track, mime_type: str | None) -> tuple[PcmFormat, bool]:
     if track.codec_id in (CODEC_PCM_LE, CODEC_PCM_BE):
         bits = track.bit_depth if track.bit_depth is not None else 16
         rate = track.sampling_frequency
-        if bits != 16 or track.channels != 1 or rate != int(rate) or rate <= 0:
+        if bits != 16 or track.channels != 1:
             raise MkvError(
-                f"{where}: expected 16-bit mono PCM at an integer rate, found {bits}-bit,"
-                f" {track.channels} channels, {rate} Hz",
+                f"{where}: expected 16-bit mono PCM, found {bits}-bit, {track.channels} channels",
                 track.offset,
             )
+        _check_rate(rate, f"{where}: SamplingFrequency", track.offset)
         return PcmFormat(int(rate)), track.codec_id == CODEC_PCM_BE
     declared = parse_mime_type(mime_type) if mime_type else None
+    if declared is None and mime_type and mime_type.strip().lower().startswith("audio/l16"):
+        raise MkvError(
+            f"{where}: MimeType {mime_type!r} declares audio/L16 without a valid rate and"
+            " channel count (positive integers)",
+            track.offset,
+        )
     if declared is None:
         raise MkvError(
             f"{where}: codec {track.codec_id or '(none)'} is not PCM and no MimeType tag declares"
             " audio/L16; compressed audio is not supported",
             track.offset,
         )
+    _check_rate(declared.sample_rate, f"{where}: MimeType {mime_type!r}", track.offset)
     if declared.channels != 1:
         raise MkvError(
             f"{where}: expected mono audio, MimeType declares {declared.channels} channels",
             track.offset,
         )
     return declared, False
+
+
+def _check_rate(rate: float, what: str, offset: int) -> None:
+    """MkvError unless `rate` is one of ALLOWED_SAMPLE_RATES (NaN and infinities included)."""
+    if not math.isfinite(rate) or rate not in ALLOWED_SAMPLE_RATES:
+        allowed = ", ".join(str(r) for r in sorted(ALLOWED_SAMPLE_RATES))
+        raise MkvError(f"{what} declares {rate} Hz; expected one of {allowed} Hz", offset)
 
 
 def fragment_roles(

@@ -57,10 +57,21 @@ def wav_header(sample_rate: int, channels: int, data_bytes: int, bits: int = 16)
     )
 
 
+# Starts a recording may be named after (Unix epoch seconds): 1970-01-01 to 2200-01-01, the
+# range the aligner accepts (alignment.MAX_TIMESTAMP_NS); beyond it a name would need a year
+# of more than four digits, or datetime cannot represent it at all.
+MAX_NAMED_SECONDS = 7_258_118_400
+
+
 def recording_basename(start_ns: int) -> str:
     """A recording's files are named after its start in UTC: `20261124T054703Z` (whole
-    seconds), then `-cu.wav`, `-op.wav`, `-stereo.wav`."""
-    moment = datetime.fromtimestamp(start_ns // 1_000_000_000, UTC)
+    seconds), then `-cu.wav`, `-op.wav`, `-stereo.wav`. WavError outside 1970 to 2200."""
+    seconds = start_ns // 1_000_000_000
+    if not 0 <= seconds < MAX_NAMED_SECONDS:
+        raise WavError(
+            f"expected a recording start between 1970 and 2200, found {start_ns} ns since 1970"
+        )
+    moment = datetime.fromtimestamp(seconds, UTC)
     return moment.strftime("%Y%m%dT%H%M%SZ")
 
 
