@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 EVENTS = REPO / "events"
@@ -92,3 +96,30 @@ def log_lines(out: str) -> list[dict[str, Any]]:
     """The JSON log lines in captured stdout (EMF metric blobs, which have no level, left out)."""
     lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     return [line for line in lines if "level" in line]
+
+
+@contextlib.contextmanager
+def in_process_aws(
+    monkeypatch: pytest.MonkeyPatch, recordings_table: str | None = None
+) -> Iterator[None]:
+    """moto in this process, with dummy credentials and no endpoint or profile of anyone's;
+    with `recordings_table`, the recordings table as template.yaml defines it, by that name."""
+    import boto3  # noqa: PLC0415 - only the tests that use moto load it
+    from moto import mock_aws  # noqa: PLC0415
+
+    from callrec_local.template import load_template, local_plan  # noqa: PLC0415
+
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    with mock_aws():
+        if recordings_table is not None:
+            spec = local_plan(load_template()).tables["RecordingsTable"]
+            boto3.client("dynamodb").create_table(
+                **{**spec.create_table, "TableName": recordings_table}
+            )
+        yield

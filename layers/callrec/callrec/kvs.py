@@ -97,6 +97,31 @@ class Readable(Protocol):
     def close(self) -> None: ...
 
 
+class AsItArrives:
+    """A GetMedia body whose `read(amt)` returns what has arrived, up to `amt` bytes.
+
+    botocore's `StreamingBody.read(amt)` waits until `amt` bytes have come or the response has
+    ended. A live stream brings a fragment a second (about 32 KB of Connect audio), so a 64 KB
+    read would hold each fragment back until the next one, and the call's last fragment until
+    KVS ends the idle response 3 s later: the recorder would hear of the hang-up's silence 3 s
+    late. urllib3's `read1` (the body's raw stream) returns as soon as any data is there. A body
+    without one (a test's BytesIO) is read as it is.
+    """
+
+    def __init__(self, body: Readable) -> None:
+        self._body = body
+        raw = getattr(body, "_raw_stream", None)
+        self._read1: Callable[[int], bytes] | None = getattr(raw, "read1", None)
+
+    def read(self, amt: int | None = None) -> bytes:
+        if amt is not None and self._read1 is not None:
+            return self._read1(amt)
+        return self._body.read(amt)
+
+    def close(self) -> None:
+        self._body.close()
+
+
 class MediaSource:
     """GetMedia for one recorder process, with cached data endpoints per stream."""
 
@@ -152,8 +177,7 @@ class MediaSource:
                 self._endpoints.pop(stream_arn, None)
                 failure = exc
             else:
-                body: Readable = response["Payload"]
-                return body
+                return AsItArrives(response["Payload"])
             pause = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1)) * (
                 0.5 + random.random() / 2  # noqa: S311 - jitter, not cryptography
             )

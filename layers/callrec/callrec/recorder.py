@@ -422,17 +422,23 @@ class _Session:
         """
         reader = FragmentReader()
         count = 0
+        # When the bytes last arrived: a fragment is known to be complete only when the next
+        # one begins or the response ends (KVS ends an idle one after 3 s), so the stream's
+        # silence is timed from its bytes, not from the moment the reader could hand it out.
+        arrived = self.r.clock()
         while True:
             chunk = body.read(READ_CHUNK)
+            if chunk:
+                arrived = self.r.clock()
             events = reader.feed(chunk) if chunk else reader.close()
             for event in events:
                 count += 1
-                self._on_event(event)
+                self._on_event(event, arrived)
             if not chunk:
                 return count
             self._check_time()
 
-    def _on_event(self, event: Fragment | ErrorChunk) -> None:
+    def _on_event(self, event: Fragment | ErrorChunk, arrived: float) -> None:
         if isinstance(event, ErrorChunk):
             self.progress.error_chunks += 1
             if event.code in MEDIA_GONE_CODES:
@@ -441,7 +447,7 @@ class _Session:
             else:
                 logger.warning("KVS error chunk", code=event.code, error_id=event.error_id)
             return
-        self.last_data_at = self.r.clock()
+        self.last_data_at = arrived
         decision = self.gate.decide(event)
         if decision is ContactDecision.END:
             self.ending = Ending(

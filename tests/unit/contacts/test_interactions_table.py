@@ -4,19 +4,16 @@ interaction index in order, and Connect's disconnects kept on each of them."""
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Iterator
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from callrec.contacts import FROM_EVENT, ContactDisconnect
 from callrec.events import StartRecord, start_record_from_contact_flow
 from callrec.interactions import InteractionStore
 from callrec.recordings import RecordingStore
-from callrec_local.template import load_template, local_plan
-from tests.support import load_event
+from tests.support import in_process_aws, load_event
 
 TABLE = "recordings-interactions"
 TRANSFERRED = "0b7d1a52-7ac4-4e07-9a39-5f0c3f1c9d41"
@@ -33,16 +30,7 @@ class Clock:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
-    with mock_aws():
-        spec = local_plan(load_template()).tables["RecordingsTable"]
-        boto3.client("dynamodb").create_table(**{**spec.create_table, "TableName": TABLE})
+    with in_process_aws(monkeypatch, TABLE):
         yield
 
 

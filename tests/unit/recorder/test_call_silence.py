@@ -8,12 +8,10 @@ enough of it, and the finished call stayed RECORDING, handing off forever.
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Iterator
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from callrec.config import RecorderSettings
 from callrec.events import StartRecord, start_record_from_contact_flow
@@ -21,8 +19,7 @@ from callrec.kvs import StartSelector
 from callrec.recorder import ASSEMBLY_HANDOFF, TIMEOUT_HANDOFF, Outcome, Recorder
 from callrec.recordings import RecordingStore
 from callrec_local import producer as p
-from callrec_local.template import load_template, local_plan
-from tests.support import load_event
+from tests.support import in_process_aws, load_event
 
 TABLE = "recordings-silence"
 BUCKET = "recordings-silence"
@@ -69,16 +66,7 @@ class FakeMedia:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
-    with mock_aws():
-        spec = local_plan(load_template()).tables["RecordingsTable"]
-        boto3.client("dynamodb").create_table(**{**spec.create_table, "TableName": TABLE})
+    with in_process_aws(monkeypatch, TABLE):
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         yield
 

@@ -4,20 +4,17 @@ process), and a segment registered while the recording changes under it."""
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from callrec.config import RecorderSettings
 from callrec.events import StartRecord, start_record_from_contact_flow
 from callrec.recorder import Recorder
 from callrec.recordings import COMPLETED, RecordingStore, Registration
-from callrec_local.template import load_template, local_plan
-from tests.support import load_event
+from tests.support import in_process_aws, load_event
 
 TABLE = "recordings-registration"
 RESTART = "91343852333181432392682062622220590765191907650"
@@ -51,16 +48,7 @@ class RacingClient:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
-    with mock_aws():
-        spec = local_plan(load_template()).tables["RecordingsTable"]
-        boto3.client("dynamodb").create_table(**{**spec.create_table, "TableName": TABLE})
+    with in_process_aws(monkeypatch, TABLE):
         yield
 
 

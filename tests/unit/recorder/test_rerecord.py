@@ -3,14 +3,12 @@ recorder started as registration starts it, the wait and its summary, the comman
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from callrec import cli
 from callrec.events import StartRecord, start_record_from_contact_flow
@@ -26,8 +24,7 @@ from callrec.recordings import (
     UnknownRecording,
 )
 from callrec.rerecord import RERECORD_REASON, RerecordTimeout, rerecord, summary, wait_finished
-from callrec_local.template import load_template, local_plan
-from tests.support import load_event
+from tests.support import in_process_aws, load_event
 
 TABLE = "recordings-unit"
 FINISHED_RESULT: dict[str, Any] = {
@@ -92,16 +89,7 @@ class RacingClient:
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """moto in this process, with dummy credentials and no endpoint or profile of anyone's."""
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
-    with mock_aws():
-        spec = local_plan(load_template()).tables["RecordingsTable"]
-        boto3.client("dynamodb").create_table(**{**spec.create_table, "TableName": TABLE})
+    with in_process_aws(monkeypatch, TABLE):
         yield
 
 

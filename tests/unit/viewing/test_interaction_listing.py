@@ -3,7 +3,6 @@ contacts (and their earlier recordings) in time order (moto in process, the temp
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,11 +10,10 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from callrec import cli
 from callrec.viewing import load_interaction
-from callrec_local.template import load_template, local_plan
+from tests.support import in_process_aws
 
 TABLE = "recordings-viewing"
 BUCKET = "callrec-recordings-viewing"
@@ -45,17 +43,8 @@ def images(contact: str, *bases: str) -> dict[str, Any]:
 
 @pytest.fixture
 def table(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
-    with mock_aws():
+    with in_process_aws(monkeypatch, TABLE):
         dynamodb = boto3.client("dynamodb")
-        spec = local_plan(load_template()).tables["RecordingsTable"]
-        dynamodb.create_table(**{**spec.create_table, "TableName": TABLE})
         # The original contact: a recording the idle fallback ended during a pause, then a
         # further one; it was transferred, and the transferred contact was recorded too.
         dynamodb.put_item(
