@@ -12,8 +12,10 @@ Dev-only. Speaks the rest-json wire protocol of three botocore services on one p
 Limits and faults, as KVS has them: a maximum connection duration that cuts the response mid-fragment
 (ending it like a normal end of stream), at most N concurrent GetMedia connections and M calls per second
 per stream (ConnectionLimitExceededException / ClientLimitExceededException, as botocore parses them),
-retention (expired fragments are gone), and queued per-call faults: error chunks, dropped connections at
-a chosen byte, API errors.
+retention (expired fragments are gone), a stream whose KMS key the reader may not use (every GetMedia
+answers with error chunk 4500), and queued per-call faults: error chunks, connections ended or reset at a
+chosen byte, API errors. GetMedia's error chunks carry the documented id and its description; those of
+GetMediaForFragmentList the pair a real one carried (FRAGMENT_NOT_FOUND, 3000).
 
 Time: media timestamps (producer/server timestamps, retention, NOW, MILLIS_BEHIND_NOW) run on a
 `MediaClock` that may go faster than the wall clock (`speed`), so a 45-minute call streams in under a
@@ -49,7 +51,31 @@ from callrec_local.producer import (
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 CONTENT_TYPE = "video/webm"
-ERROR_FRAGMENT_NOT_FOUND = ("FRAGMENT_NOT_FOUND", "3000")
+# GetMedia's error chunks: "AWS_KINESISVIDEO_ERROR_CODE - String description of an error that caused
+# GetMedia to stop. AWS_KINESISVIDEO_ERROR_ID: Integer code of the error." The ids and descriptions
+# as the GetMedia reference lists them
+# (https://docs.aws.amazon.com/kinesisvideostreams/latest/dg/API_dataplane_GetMedia.html).
+GET_MEDIA_ERRORS = {
+    3002: "Error writing to the stream",
+    4000: "Requested fragment is not found",
+    4500: "Access denied for the stream's KMS key",
+    4501: "Stream's KMS key is disabled",
+    4502: "Validation error on the stream's KMS key",
+    4503: "KMS key specified in the stream is unavailable",
+    4504: "Invalid usage of the KMS key specified in the stream",
+    4505: "Invalid state of the KMS key specified in the stream",
+    4506: "Unable to find the KMS key specified in the stream",
+    5000: "Internal error",
+}
+# GetMediaForFragmentList's error chunk for a fragment it does not hold (aws/aws-sdk-js#3217).
+FRAGMENT_LIST_NOT_FOUND = ("FRAGMENT_NOT_FOUND", "3000")
+
+
+def get_media_error(error_id: int) -> tuple[str, str]:
+    """A documented GetMedia error chunk's (code, id) pair: its description and its integer id."""
+    return GET_MEDIA_ERRORS[error_id], str(error_id)
+
+
 # 47-digit fragment numbers, as KVS hands out: increasing along a stream, equal width.
 _FRAGMENT_NUMBER_BASE = 91343852333181432392682062622220590765191907586
 
@@ -113,11 +139,16 @@ class DropConnection:
 
 @dataclass(frozen=True)
 class ErrorChunk:
-    """Deliver `after_fragments` fragments, then an error chunk, then end the response."""
+    """Deliver `after_fragments` fragments, then an error chunk, then end the response.
+    `ErrorChunk.documented(4000)` gives one of GetMedia's documented pairs."""
 
     code: str
     error_id: str
     after_fragments: int = 0
+
+    @classmethod
+    def documented(cls, error_id: int, after_fragments: int = 0) -> ErrorChunk:
+        return cls(*get_media_error(error_id), after_fragments=after_fragments)
 
 
 @dataclass(frozen=True)
@@ -199,6 +230,8 @@ class Stream:
     calls: deque[float] = field(default_factory=deque)
     faults: deque[Fault] = field(default_factory=deque)
     stats: StreamStats = field(default_factory=StreamStats)
+    # The reader may not use the stream's KMS key: GetMedia answers with error chunk 4500.
+    kms_denied: bool = False
 
     @property
     def next_index(self) -> int:
@@ -522,6 +555,13 @@ class KvsEmulator:
         with stream.cond:
             stream.faults.append(fault)
 
+    def deny_kms(self, stream_name: str, denied: bool = True) -> None:
+        """Simulate a reader without kms:Decrypt on the stream's key (or give it back): every
+        GetMedia response is error chunk 4500, "Access denied for the stream's KMS key"."""
+        stream = self.stream(stream_name)
+        with stream.cond:
+            stream.kms_denied = denied
+
     def stats(self, stream_name: str) -> StreamStats:
         return self.stream(stream_name).stats
 
@@ -592,7 +632,7 @@ class KvsEmulator:
                     raise _invalid(f"AfterFragmentNumber is not a fragment number: {number!r}")
                 index = stream.by_number.get(str(number))
                 if index is None:  # expired or never there
-                    error = (*ERROR_FRAGMENT_NOT_FOUND, str(number))
+                    error = (*get_media_error(4000), str(number))
                     return _StartPoint(stream.next_index, error=error)
                 inclusive = kind == "FRAGMENT_NUMBER" and self.config.fragment_number_inclusive
                 return _StartPoint(index if inclusive else index + 1)
@@ -758,7 +798,7 @@ class KvsEmulator:
                 index = stream.by_number.get(str(number))
                 if index is None:
                     # As KVS does (aws/aws-sdk-js#3217): HTTP 200 and an error chunk in its place.
-                    chunks.append(encode_error_chunk(*ERROR_FRAGMENT_NOT_FOUND, str(number)))
+                    chunks.append(encode_error_chunk(*FRAGMENT_LIST_NOT_FOUND, str(number)))
                 else:
                     chunks.append(stream.get(index).chunk(None, with_continuation=False))
         return b"".join(chunks)
@@ -872,7 +912,9 @@ class _Handler(BaseHTTPRequestHandler):
             )
             self.close_connection = True
             self._streaming = True
-            if start.error is not None:
+            if stream.kms_denied:
+                self._chunk(encode_error_chunk(*get_media_error(4500)))
+            elif start.error is not None:
                 self._chunk(encode_error_chunk(*start.error))
             else:
                 for data in kvs._media(stream, start, fault, self._client_gone):

@@ -99,6 +99,9 @@ class RecorderSettings:
     # default a quarter of the time it was given, at most a minute.
     handoff_margin_seconds: int | None = None
     checkpoint_interval_seconds: int = 60
+    # The KMS key the Connect instance encrypts its streams with (the KvsKmsKeyArn
+    # parameter): named in the reason of a recording that fails on a KMS error chunk.
+    kvs_kms_key_arn: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RecorderSettings:
@@ -116,6 +119,7 @@ class RecorderSettings:
             if margin
             else None,
             checkpoint_interval_seconds=_int(env, "CHECKPOINT_INTERVAL_SECONDS", 60, minimum=1),
+            kvs_kms_key_arn=env.get("KVS_KMS_KEY_ARN", "").strip() or None,
         )
 
 

@@ -4,11 +4,15 @@ GetDataEndpoint is asked once per stream and cached (AWS suggests refreshing it 
 45 minutes, which is done). GetMedia is limited to 5 calls a second and 3 connections per
 stream: `ClientLimitExceededException` and `ConnectionLimitExceededException` are retried
 with jittered exponential backoff until a deadline. Errors that retrying cannot mend are
-translated into this module's vocabulary. It does not parse the media: see mkv.py.
+translated into this module's vocabulary, and so is a response body that breaks mid-read
+(`ConnectionBroken`). It does not parse the media (mkv.py) nor decide where to read from
+(reading.py).
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import random
 import time
 from collections.abc import Callable
@@ -18,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from urllib3.exceptions import HTTPError as Urllib3Error
 
 from callrec.errors import CallrecError
 
@@ -54,6 +59,16 @@ class SelectorRejected(MediaError):
 
 class Throttled(MediaError):
     """KVS kept throttling GetMedia until the deadline."""
+
+
+class ConnectionBroken(MediaError):
+    """A GetMedia response broke mid-read (reset, timed out, truncated chunked encoding)."""
+
+
+# What reading a response body can raise when its connection breaks: botocore's
+# ResponseStreamingError and ReadTimeoutError (BotoCoreError), urllib3's ProtocolError when
+# it is not wrapped, http.client's IncompleteRead, and a reset socket (OSError).
+_BROKEN = (BotoCoreError, Urllib3Error, http.client.HTTPException, OSError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +112,27 @@ class Readable(Protocol):
     def close(self) -> None: ...
 
 
+class _Body:
+    """A response body whose broken connection is a `ConnectionBroken`, whatever raised it."""
+
+    def __init__(self, body: Readable, stream_arn: str) -> None:
+        self._body = body
+        self._stream_arn = stream_arn
+
+    def read(self, amt: int | None = None) -> bytes:
+        try:
+            return self._body.read(amt)
+        except _BROKEN as exc:
+            raise ConnectionBroken(
+                f"stream {self._stream_arn}: the GetMedia response broke mid-read: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+    def close(self) -> None:
+        with contextlib.suppress(*_BROKEN):
+            self._body.close()
+
+
 class MediaSource:
     """GetMedia for one recorder process, with cached data endpoints per stream."""
 
@@ -132,7 +168,8 @@ class MediaSource:
         return url
 
     def get_media(self, stream_arn: str, selector: StartSelector, *, deadline: float) -> Readable:
-        """Open a GetMedia response; retry throttling with backoff until `deadline`."""
+        """Open a GetMedia response; retry throttling with backoff until `deadline`. Reading
+        the body raises `ConnectionBroken` if its connection breaks."""
         attempt = 0
         while True:
             attempt += 1
@@ -152,8 +189,7 @@ class MediaSource:
                 self._endpoints.pop(stream_arn, None)
                 failure = exc
             else:
-                body: Readable = response["Payload"]
-                return body
+                return _Body(response["Payload"], stream_arn)
             pause = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1)) * (
                 0.5 + random.random() / 2  # noqa: S311 - jitter, not cryptography
             )

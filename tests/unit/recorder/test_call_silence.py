@@ -8,48 +8,20 @@ enough of it, and the finished call stayed RECORDING, handing off forever.
 from __future__ import annotations
 
 import io
-import os
-from collections.abc import Iterator
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from callrec.config import RecorderSettings
-from callrec.events import StartRecord, start_record_from_contact_flow
+from callrec.events import StartRecord
 from callrec.kvs import StartSelector
 from callrec.recorder import ASSEMBLY_HANDOFF, TIMEOUT_HANDOFF, Outcome, Recorder
 from callrec.recordings import RecordingStore
 from callrec_local import producer as p
-from callrec_local.template import load_template, local_plan
-from tests.support import load_event
+from tests.unit.recorder.conftest import BUCKET, TABLE, FakeInvoker, FakeTime
 
-TABLE = "recordings-silence"
-BUCKET = "recordings-silence"
 # KVS closes a GetMedia response after about 3 s without data.
 EMPTY_RESPONSE_S = 3.0
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class FakeInvoker:
-    def __init__(self) -> None:
-        self.started: list[str] = []
-
-    def start(self, contact_id: str, *, reason: str) -> None:
-        self.started.append(reason)
 
 
 class FakeMedia:
@@ -65,27 +37,6 @@ class FakeMedia:
             return io.BytesIO(self.bodies.pop(0))
         self.time.now += EMPTY_RESPONSE_S
         return io.BytesIO(b"")
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
-    with mock_aws():
-        spec = local_plan(load_template()).tables["RecordingsTable"]
-        boto3.client("dynamodb").create_table(**{**spec.create_table, "TableName": TABLE})
-        boto3.client("s3").create_bucket(Bucket=BUCKET)
-        yield
-
-
-@pytest.fixture
-def record() -> StartRecord:
-    return start_record_from_contact_flow(load_event("contact-flow-event.json"))
 
 
 def test_a_call_ends_after_its_silence_even_when_no_invocation_lasts_that_long(
