@@ -15,6 +15,7 @@ from callrec.events import StartRecord, start_record_from_contact_flow
 from callrec.fragments import TRACK_TO_CUSTOMER
 from callrec.recorder import ASSEMBLY_HANDOFF
 from callrec_local.event_sources import start_records_event
+from callrec_local.kvs_emulator import DropConnection
 from callrec_local.lambda_runtime import Invocation
 from callrec_local.producer import Gap
 from callrec_local.simulator import CallScript
@@ -191,6 +192,40 @@ def test_reused_stream_gap_duplicates_and_twice_delivered_start_records(
         i for i in pipeline.stack.invocations("RecorderFunction") if "Records" in i.event
     ]
     assert all(i.ok for i in registrations)
+
+
+def test_connections_reset_mid_fragment_are_cuts_resumed_in_the_same_invocation(
+    make_pipeline: PipelineMaker, tmp_path: Path
+) -> None:
+    # Given GetMedia connections that the server resets (not ends) in the middle of a
+    # fragment, three times, while a 20-second call is recorded by invocations long enough
+    # for the whole call
+    pipeline = make_pipeline(speed=5.0, recorder_timeout_s=30.0, handoff_margin_s=4)
+    played = pipeline.simulator.play(CallScript(seconds=20, seed=17))
+    for after, into in ((2, 5000), (1, 300), (3, 20000)):
+        pipeline.kvs.add_fault(
+            played.stream_name,
+            DropConnection(after_fragments=after, bytes_into_next=into, clean=False),
+        )
+
+    # When it is recorded
+    played.wait(timeout=60)
+    item = pipeline.wait_finished(played.contact_id)
+
+    # Then every reset was a cut the invocation resumed from: no invocation failed, and the
+    # files are byte-identical to convert's
+    assert pipeline.kvs.stats(played.stream_name).responses_cut >= 3
+    assert item["status"]["S"] == "COMPLETED", item
+    records = [
+        i
+        for i in pipeline.stack.invocations("RecorderFunction")
+        if i.event.get("action") == "record" and i.ended_at
+    ]
+    assert [i.error for i in records if i.error] == []
+    recorded = pipeline.download(item)
+    reference = converted(played, tmp_path)
+    for name in OUTPUTS:
+        assert recorded[name] == reference[name], name
 
 
 def test_a_call_whose_start_is_beyond_retention_is_recorded_from_what_is_left_and_says_so(
