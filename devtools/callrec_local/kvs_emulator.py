@@ -121,6 +121,9 @@ class EmulatorConfig:
     fragment_number_inclusive: bool = False
     # Chunks per fragment written to the socket (more = a cut or drop may land between them).
     write_pieces: int = 1
+    # Wall seconds after its ingestion before GetMediaForFragmentList serves a fragment (one just
+    # ingested may not be listed yet); until then it answers as for a missing fragment.
+    list_delay_seconds: float = 0.0
 
 
 # --- faults --------------------------------------------------------------------------------------------
@@ -177,6 +180,7 @@ class StoredFragment:
     duration_ms: int
     contact_id: str
     parts: EncodedFragment
+    ingested_at: float = 0.0  # wall clock (time.monotonic)
 
     @property
     def end_producer_ms(self) -> int:
@@ -228,6 +232,7 @@ class Stream:
     first_index: int = 0  # absolute index of fragments[0] (older ones expired)
     by_number: dict[str, int] = field(default_factory=dict)
     calls: deque[float] = field(default_factory=deque)
+    list_calls: deque[float] = field(default_factory=deque)
     faults: deque[Fault] = field(default_factory=deque)
     stats: StreamStats = field(default_factory=StreamStats)
     # The reader may not use the stream's KMS key: GetMedia answers with error chunk 4500.
@@ -506,6 +511,7 @@ class KvsEmulator:
                 duration_ms=spec.duration_ms,
                 contact_id=spec.contact_id,
                 parts=parts,
+                ingested_at=time.monotonic(),
             )
             stream.fragments.append(stored)
             stream.by_number[stored.fragment_number] = index
@@ -572,23 +578,9 @@ class KvsEmulator:
     def _admit(self, stream: Stream) -> Fault | None:
         """Apply the per-stream call rate and connection limits; returns the fault for this call."""
         cfg = self.config
-        now = time.monotonic()
         with stream.cond:
             stream.stats.get_media_calls += 1
-            while stream.calls and stream.calls[0] <= now - 1.0:
-                stream.calls.popleft()
-            stream.calls.append(now)
-            if (
-                cfg.max_calls_per_second is not None
-                and len(stream.calls) > cfg.max_calls_per_second
-            ):
-                stream.stats.rejected_rate += 1
-                raise KvsApiError(
-                    "ClientLimitExceededException",
-                    400,
-                    "Kinesis Video Streams has throttled the request because you have exceeded "
-                    f"the limit of allowed client calls ({cfg.max_calls_per_second}/s on {stream.name})",
-                )
+            self._rate_limit(stream, stream.calls)
             if (
                 cfg.max_connections_per_stream is not None
                 and stream.stats.active_connections >= cfg.max_connections_per_stream
@@ -609,6 +601,23 @@ class KvsEmulator:
                 stream.stats.max_active_connections, stream.stats.active_connections
             )
             return fault
+
+    def _rate_limit(self, stream: Stream, calls: deque[float]) -> None:
+        """At most `max_calls_per_second` calls a second per stream (caller holds stream.cond);
+        GetMediaForFragmentList is held to GetMedia's rate, counted apart."""
+        cfg = self.config
+        now = time.monotonic()
+        while calls and calls[0] <= now - 1.0:
+            calls.popleft()
+        calls.append(now)
+        if cfg.max_calls_per_second is not None and len(calls) > cfg.max_calls_per_second:
+            stream.stats.rejected_rate += 1
+            raise KvsApiError(
+                "ClientLimitExceededException",
+                400,
+                "Kinesis Video Streams has throttled the request because you have exceeded "
+                f"the limit of allowed client calls ({cfg.max_calls_per_second}/s on {stream.name})",
+            )
 
     def _release(self, stream: Stream) -> None:
         with stream.cond:
@@ -792,11 +801,16 @@ class KvsEmulator:
         if malformed:
             raise _invalid(f"Fragment numbers are invalid : [{', '.join(map(str, malformed))}]")
         chunks = []
+        listed_before = time.monotonic() - self.config.list_delay_seconds
         with stream.cond:
+            self._rate_limit(stream, stream.list_calls)
             self._expire(stream)
             for number in numbers:
                 index = stream.by_number.get(str(number))
-                if index is None:
+                if stream.kms_denied:
+                    # Not documented for this API: the emulator answers as GetMedia does.
+                    chunks.append(encode_error_chunk(*get_media_error(4500), str(number)))
+                elif index is None or stream.get(index).ingested_at > listed_before:
                     # As KVS does (aws/aws-sdk-js#3217): HTTP 200 and an error chunk in its place.
                     chunks.append(encode_error_chunk(*FRAGMENT_LIST_NOT_FOUND, str(number)))
                 else:

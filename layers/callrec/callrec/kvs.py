@@ -27,6 +27,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from callrec.errors import CallrecError
 
 if TYPE_CHECKING:
+    from mypy_boto3_kinesis_video_archived_media import KinesisVideoArchivedMediaClient
     from mypy_boto3_kinesis_video_media import KinesisVideoMediaClient
     from mypy_boto3_kinesisvideo import KinesisVideoClient
 
@@ -141,31 +142,60 @@ class MediaSource:
         control: KinesisVideoClient | None = None,
         *,
         media_client: Callable[[str], KinesisVideoMediaClient] | None = None,
+        archive_client: Callable[[str], KinesisVideoArchivedMediaClient] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._control = control or boto3.client("kinesisvideo", config=CONTROL_CONFIG)
         self._media_client = media_client or _media_client
+        self._archive_client = archive_client or _archive_client
         self._clock = clock
         self._sleep = sleep
-        self._endpoints: dict[str, tuple[str, float]] = {}
+        self._endpoints: dict[tuple[str, str], tuple[str, float]] = {}
         self._clients: dict[str, KinesisVideoMediaClient] = {}
+        self._archive_clients: dict[str, KinesisVideoArchivedMediaClient] = {}
 
-    def endpoint(self, stream_arn: str) -> str:
-        """The GET_MEDIA data endpoint of a stream, cached for 45 minutes."""
-        cached = self._endpoints.get(stream_arn)
+    def endpoint(self, stream_arn: str, api: str = "GET_MEDIA") -> str:
+        """A data endpoint of a stream for one API, cached for 45 minutes."""
+        cached = self._endpoints.get((stream_arn, api))
         if cached and self._clock() - cached[1] < ENDPOINT_TTL_S:
             return cached[0]
         try:
-            url = self._control.get_data_endpoint(StreamARN=stream_arn, APIName="GET_MEDIA")[
+            url = self._control.get_data_endpoint(StreamARN=stream_arn, APIName=api)[  # type: ignore[arg-type]
                 "DataEndpoint"
             ]
         except ClientError as exc:
             raise _translate(exc, stream_arn, "GetDataEndpoint") from exc
         except BotoCoreError as exc:
             raise MediaError(f"stream {stream_arn}: GetDataEndpoint failed: {exc}") from exc
-        self._endpoints[stream_arn] = (url, self._clock())
+        self._endpoints[(stream_arn, api)] = (url, self._clock())
         return url
+
+    def get_fragment(self, stream_arn: str, fragment_number: str, *, deadline: float) -> Readable:
+        """GetMediaForFragmentList for one fragment; retry throttling until `deadline`. A
+        fragment KVS does not hold comes back as an error chunk in its place."""
+        attempt = 0
+        while True:
+            attempt += 1
+            endpoint = self.endpoint(stream_arn, "GET_MEDIA_FOR_FRAGMENT_LIST")
+            client = self._archive_clients.get(endpoint)
+            if client is None:
+                client = self._archive_clients[endpoint] = self._archive_client(endpoint)
+            try:
+                response = client.get_media_for_fragment_list(
+                    StreamARN=stream_arn, Fragments=[fragment_number]
+                )
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if code not in THROTTLING:
+                    raise _translate(exc, stream_arn, "GetMediaForFragmentList") from exc
+                failure: Exception = exc
+            except BotoCoreError as exc:
+                self._endpoints.pop((stream_arn, "GET_MEDIA_FOR_FRAGMENT_LIST"), None)
+                failure = exc
+            else:
+                return _Body(response["Payload"], stream_arn)
+            self._back_off(attempt, failure, deadline, stream_arn, "GetMediaForFragmentList")
 
     def get_media(self, stream_arn: str, selector: StartSelector, *, deadline: float) -> Readable:
         """Open a GetMedia response; retry throttling with backoff until `deadline`. Reading
@@ -186,23 +216,32 @@ class MediaSource:
                 failure: Exception = exc
             except BotoCoreError as exc:
                 # A dropped or refused connection: the endpoint may have moved.
-                self._endpoints.pop(stream_arn, None)
+                self._endpoints.pop((stream_arn, "GET_MEDIA"), None)
                 failure = exc
             else:
                 return _Body(response["Payload"], stream_arn)
-            pause = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1)) * (
-                0.5 + random.random() / 2  # noqa: S311 - jitter, not cryptography
-            )
-            if self._clock() + pause > deadline:
-                raise Throttled(
-                    f"stream {stream_arn}: GetMedia failed {attempt} time(s) until the "
-                    f"deadline: {failure}"
-                ) from failure
-            self._sleep(pause)
+            self._back_off(attempt, failure, deadline, stream_arn, "GetMedia")
+
+    def _back_off(
+        self, attempt: int, failure: Exception, deadline: float, stream_arn: str, operation: str
+    ) -> None:
+        pause = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1)) * (
+            0.5 + random.random() / 2  # noqa: S311 - jitter, not cryptography
+        )
+        if self._clock() + pause > deadline:
+            raise Throttled(
+                f"stream {stream_arn}: {operation} failed {attempt} time(s) until the "
+                f"deadline: {failure}"
+            ) from failure
+        self._sleep(pause)
 
 
 def _media_client(endpoint: str) -> KinesisVideoMediaClient:
     return boto3.client("kinesis-video-media", endpoint_url=endpoint, config=MEDIA_CONFIG)
+
+
+def _archive_client(endpoint: str) -> KinesisVideoArchivedMediaClient:
+    return boto3.client("kinesis-video-archived-media", endpoint_url=endpoint, config=MEDIA_CONFIG)
 
 
 def _translate(exc: ClientError, stream_arn: str, operation: str) -> MediaError:

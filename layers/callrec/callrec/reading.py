@@ -2,8 +2,8 @@
 
 `StreamReader` keeps where the next response starts (right after the last complete fragment,
 by its continuation token; the stream's earliest fragment once media was lost; the call's
-start), opens GetMedia there and hands each complete fragment of the response to its
-caller. What KVS sends instead of fragments is dealt with here: error chunks by their
+first fragment, by the number Connect gave), opens GetMedia there and hands each complete
+fragment of the response to its caller. What KVS sends instead of fragments is dealt with here: error chunks by their
 documented ids, and a connection that breaks mid-read (a cut: the next response resumes
 after the last complete fragment, in the same invocation).
 
@@ -30,8 +30,19 @@ from callrec.kvs import (
 logger = Logger(child=True)
 
 READ_CHUNK = 64 * 1024
-# Connect's StartTimestamp and the first fragment's producer timestamp come from different
-# clocks; starting a little earlier costs nothing (the contact gate skips what is not ours).
+# The call's first fragment is read by its number (Connect's StartFragmentNumber) with
+# GetMediaForFragmentList, then GetMedia goes on from the chunk after it. The StartSelector
+# reference (https://docs.aws.amazon.com/kinesisvideostreams/latest/dg/API_dataplane_StartSelector.html):
+# "FRAGMENT_NUMBER - Start with the chunk after a specific fragment. You must also specify
+# the AfterFragmentNumber parameter." (Older text said "from where you want the GetMedia API
+# to start returning the fragments"; were the fragment served again, the aligner drops it as
+# a duplicate.) No clock is assumed: Connect's StartTimestamp and the fragments' producer
+# timestamps need not agree.
+# A fragment just ingested may not be listed yet: ask a few times, this far apart.
+FIRST_FRAGMENT_ATTEMPTS = 4
+FIRST_FRAGMENT_RETRY_S = 0.5
+# Without a StartFragmentNumber (a start record of an older version), start by time, a
+# little early (the contact gate skips what is not ours).
 FIRST_READ_LEAD_S = 2.0
 
 # The error chunks of GetMedia, by id. The GetMedia reference, on the response's Payload
@@ -74,16 +85,23 @@ class StreamReader:
         stream_arn: str,
         *,
         start_timestamp_ms: int,
+        start_fragment_number: str | None,
         token: str | None,
+        after_fragment: str | None,
         kms_key_arn: str | None,
         deadline: Callable[[], float],
         check_time: Callable[[], None],
         on_media_lost: Callable[[str], None],
+        sleep: Callable[[float], None],
     ) -> None:
         self.media = media
         self.stream_arn = stream_arn
         self.start_timestamp_ms = start_timestamp_ms
+        self.start_fragment_number = start_fragment_number
         self.token = token
+        # The fragment read by its number (the call's first): GetMedia goes on after it.
+        self.after_fragment = after_fragment
+        self._sleep = sleep
         self.kms_key_arn = kms_key_arn
         self.from_earliest = False
         self.read_lag_ms: int | None = None
@@ -100,9 +118,38 @@ class StreamReader:
             return StartSelector.continuation_token(self.token)
         if self.from_earliest:
             return StartSelector("EARLIEST")
-        # Connect's StartFragmentNumber is the contact's first fragment, and FRAGMENT_NUMBER
-        # would start *after* it: start by time, a little early, and let the gate skip.
+        if self.after_fragment is not None:
+            return StartSelector.after_fragment(self.after_fragment)
         return StartSelector.producer_timestamp(self.start_timestamp_ms / 1000 - FIRST_READ_LEAD_S)
+
+    def _read_first_fragment(self, number: str, on_fragment: Callable[[Fragment], None]) -> int:
+        """The call's first fragment by its number; 1 if it was handed out, else 0 (it is
+        gone: the reading goes on from the earliest fragment the stream holds)."""
+        for attempt in range(FIRST_FRAGMENT_ATTEMPTS):
+            if attempt:
+                self._sleep(FIRST_FRAGMENT_RETRY_S)
+            body = self.media.get_fragment(self.stream_arn, number, deadline=self._deadline())
+            try:
+                events = list(FragmentReader().read_stream(body, READ_CHUNK))
+            except ConnectionBroken as exc:
+                logger.warning("GetMediaForFragmentList broken", detail=str(exc))
+                continue
+            finally:
+                body.close()
+            for event in events:
+                if isinstance(event, ErrorChunk):
+                    self._check_kms(event)
+            fragment = next((e for e in events if isinstance(e, Fragment)), None)
+            if fragment is not None and fragment.fragment_number == number:
+                self.after_fragment = number
+                on_fragment(fragment)
+                return 1
+        self._media_lost(
+            f"the call's first fragment {number} was not found by GetMediaForFragmentList "
+            f"in {FIRST_FRAGMENT_ATTEMPTS} attempts",
+            key=f"first {number}",
+        )
+        return 0
 
     def read_response(self, on_fragment: Callable[[Fragment], None]) -> int:
         """Read one GetMedia response to its end, an error chunk or a broken connection;
@@ -112,6 +159,9 @@ class StreamReader:
         resumes after the last complete one. Raises `MediaError` for what reconnecting cannot
         mend (a KMS error chunk, too many error chunks in a row, a stream that is gone).
         """
+        first = self.start_fragment_number
+        if first and self.token is None and self.after_fragment is None and not self.from_earliest:
+            return self._read_first_fragment(first, on_fragment)
         where = self.selector()
         try:
             body = self.media.get_media(self.stream_arn, where, deadline=self._deadline())
@@ -162,14 +212,7 @@ class StreamReader:
                 key=f"{where.kind} {where.value}",
             )
             return
-        if number in KMS_ERRORS:
-            key = self.kms_key_arn or "the key named by the KvsKmsKeyArn parameter"
-            raise MediaAccessDenied(
-                f"stream {self.stream_arn}: {described}: the recorder cannot decrypt the "
-                f"stream's media with KMS key {key}. Check that it is the key the Connect "
-                "instance encrypts its streams with (KvsKmsKeyArn), that it is enabled, and "
-                "that its key policy allows the recorder's role kms:Decrypt"
-            )
+        self._check_kms(chunk)
         self._errors_in_a_row += 1
         self.cuts += 1
         logger.warning(
@@ -183,6 +226,19 @@ class StreamReader:
                 f"stream {self.stream_arn}: {described} {self._errors_in_a_row} times in a row "
                 f"without a fragment between them (resuming after fragment {self.token})"
             )
+
+    def _check_kms(self, chunk: ErrorChunk) -> None:
+        """Raise `MediaAccessDenied` for a KMS error chunk (4500-4506)."""
+        number = error_id(chunk)
+        if number not in KMS_ERRORS:
+            return
+        key = self.kms_key_arn or "the key named by the KvsKmsKeyArn parameter"
+        raise MediaAccessDenied(
+            f"stream {self.stream_arn}: KVS error chunk {number} ({chunk.code}): the recorder "
+            f"cannot decrypt the stream's media with KMS key {key}. Check that it is the key "
+            "the Connect instance encrypts its streams with (KvsKmsKeyArn), that it is "
+            "enabled, and that its key policy allows the recorder's role kms:Decrypt"
+        )
 
     def _media_lost(self, detail: str, *, key: str) -> None:
         """Resume from the earliest fragment the stream still holds; say so once per event."""

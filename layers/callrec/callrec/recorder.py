@@ -277,11 +277,14 @@ class _Session:
             self.r.media,
             self.record.stream_arn,
             start_timestamp_ms=self.record.start_timestamp_ms,
+            start_fragment_number=self.record.start_fragment_number or None,
             token=checkpoint.get("continuation_token"),
+            after_fragment=checkpoint.get("after_fragment"),
             kms_key_arn=self.settings.kvs_kms_key_arn,
             deadline=self._deadline,
             check_time=self._check_time,
             on_media_lost=self._media_lost,
+            sleep=self.r.sleep,
         )
         self.finishing = bool(checkpoint.get("finishing", False))
         self.finish_status: str | None = checkpoint.get("finish_status")
@@ -310,6 +313,7 @@ class _Session:
             self.progress_generation = self.lease.generation
         state = {
             "continuation_token": self.reader.token,
+            "after_fragment": self.reader.after_fragment,
             "gate": self.gate.state(),
             "aligner": self.aligner.state(),
             "progress": self.progress.to_json(),

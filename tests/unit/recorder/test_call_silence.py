@@ -25,12 +25,16 @@ EMPTY_RESPONSE_S = 3.0
 
 
 class FakeMedia:
-    """Serves the whole call in the first response, then empty responses that each take
-    KVS's idle time to end."""
+    """Serves the call's first fragment by its number, the rest of the call in the first
+    GetMedia response, then empty responses that each take KVS's idle time to end."""
 
-    def __init__(self, time: FakeTime, call: bytes) -> None:
+    def __init__(self, time: FakeTime, call: list[bytes]) -> None:
         self.time = time
-        self.bodies = [call]
+        self.first = call[0]
+        self.bodies = [b"".join(call[1:])]
+
+    def get_fragment(self, stream_arn: str, fragment_number: str, *, deadline: float) -> io.BytesIO:
+        return io.BytesIO(self.first)
 
     def get_media(self, stream_arn: str, selector: StartSelector, *, deadline: float) -> io.BytesIO:
         if self.bodies:
@@ -65,7 +69,7 @@ def test_a_call_ends_after_its_silence_even_when_no_invocation_lasts_that_long(
         settings,
         store=store,
         invoker=FakeInvoker(),
-        media=FakeMedia(time, p.encode_capture(list(call.fragments()))),  # type: ignore[arg-type]
+        media=FakeMedia(time, list(p.iter_capture(list(call.fragments())))),  # type: ignore[arg-type]
         s3=boto3.client("s3"),
         monotonic=time.monotonic,
         sleep=time.sleep,

@@ -31,6 +31,9 @@ class DeniedMedia:
         self.time.now += 0.1
         return io.BytesIO(p.encode_error_chunk(*get_media_error(4500)))
 
+    def get_fragment(self, stream_arn: str, fragment_number: str, *, deadline: float) -> io.BytesIO:
+        return self.get_media(stream_arn, StartSelector("FRAGMENT_LIST"), deadline=deadline)
+
 
 def test_a_kms_denial_fails_the_recording_at_once_naming_the_key(
     aws: None, record: StartRecord

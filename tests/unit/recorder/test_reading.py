@@ -12,7 +12,12 @@ from urllib3.exceptions import ProtocolError
 
 from callrec.fragments import Fragment
 from callrec.kvs import ConnectionBroken, MediaAccessDenied, MediaError, StartSelector, _Body
-from callrec.reading import MAX_ERRORS_IN_A_ROW, StreamReader
+from callrec.reading import (
+    FIRST_FRAGMENT_ATTEMPTS,
+    FIRST_FRAGMENT_RETRY_S,
+    MAX_ERRORS_IN_A_ROW,
+    StreamReader,
+)
 from callrec_local import producer as p
 from callrec_local.kvs_emulator import get_media_error
 
@@ -60,9 +65,15 @@ class Breaking(io.BytesIO):
 
 
 class FakeMedia:
-    def __init__(self, bodies: Sequence[bytes | io.BytesIO]) -> None:
+    def __init__(self, bodies: Sequence[bytes | io.BytesIO], listed: Sequence[bytes] = ()) -> None:
         self.bodies = list(bodies)
+        self.listed = list(listed)
         self.selectors: list[StartSelector] = []
+        self.fragments_asked: list[str] = []
+
+    def get_fragment(self, stream_arn: str, fragment_number: str, *, deadline: float) -> _Body:
+        self.fragments_asked.append(fragment_number)
+        return _Body(io.BytesIO(self.listed.pop(0)), stream_arn)
 
     def get_media(self, stream_arn: str, selector: StartSelector, *, deadline: float) -> _Body:
         self.selectors.append(selector)
@@ -70,17 +81,82 @@ class FakeMedia:
         return _Body(io.BytesIO(body) if isinstance(body, bytes) else body, stream_arn)
 
 
-def reader(media: FakeMedia, lost: list[str], token: str | None = None) -> StreamReader:
+def reader(
+    media: FakeMedia,
+    lost: list[str],
+    token: str | None = None,
+    first: str | None = None,
+    sleeps: list[float] | None = None,
+) -> StreamReader:
     return StreamReader(
         media,  # type: ignore[arg-type]
         ARN,
         start_timestamp_ms=START_MS,
+        start_fragment_number=first,
         token=token,
+        after_fragment=None,
         kms_key_arn=KEY,
         deadline=lambda: 1e9,
         check_time=lambda: None,
         on_media_lost=lost.append,
+        sleep=(sleeps if sleeps is not None else []).append,
     )
+
+
+def listed(index: int) -> bytes:
+    """GetMediaForFragmentList's body for one fragment (no continuation token)."""
+    spec = SPECS[index]
+    return p.encode_fragment(
+        spec,
+        p.KvsTags(
+            fragment_number=NUMBERS[index],
+            server_timestamp_ms=spec.timecode_ms + 170,
+            producer_timestamp_ms=spec.timecode_ms,
+        ),
+    )
+
+
+NOT_LISTED = p.encode_error_chunk("FRAGMENT_NOT_FOUND", "3000", NUMBERS[0])
+
+
+def test_the_first_fragment_is_read_by_its_number_then_get_media_goes_on_after_it() -> None:
+    # Given Connect's StartFragmentNumber, a fragment not listed at the first attempt (just
+    # ingested) and listed at the second
+    media = FakeMedia([capture(1, 4)], listed=[NOT_LISTED, listed(0)])
+    sleeps: list[float] = []
+    r = reader(media, [], first=NUMBERS[0], sleeps=sleeps)
+
+    # When two responses are read
+    counts, numbers = read_all(r, 2)
+
+    # Then the first fragment came by its number, after one pause, and GetMedia started
+    # after it: no clock was consulted
+    assert counts == [1, 3]
+    assert numbers == NUMBERS[:4]
+    assert media.fragments_asked == [NUMBERS[0], NUMBERS[0]]
+    assert sleeps == [FIRST_FRAGMENT_RETRY_S]
+    assert media.selectors == [StartSelector.after_fragment(NUMBERS[0])]
+    assert r.token == NUMBERS[3]
+
+
+def test_a_first_fragment_never_listed_is_lost_media_read_from_the_earliest() -> None:
+    media = FakeMedia([capture(2, 4)], listed=[NOT_LISTED] * FIRST_FRAGMENT_ATTEMPTS)
+    lost: list[str] = []
+    r = reader(media, lost, first=NUMBERS[0])
+
+    counts, numbers = read_all(r, 2)
+
+    assert counts == [0, 2]
+    assert numbers == NUMBERS[2:4]
+    assert [s.kind for s in media.selectors] == ["EARLIEST"]
+    assert len(lost) == 1
+    assert NUMBERS[0] in lost[0]
+
+
+def test_a_kms_error_listing_the_first_fragment_stops_the_recording() -> None:
+    media = FakeMedia([], listed=[p.encode_error_chunk(*get_media_error(4500))])
+    with pytest.raises(MediaAccessDenied, match="kms:Decrypt"):
+        reader(media, [], first=NUMBERS[0]).read_response(lambda f: None)
 
 
 def read_all(r: StreamReader, responses: int) -> tuple[list[int], list[str | None]]:
