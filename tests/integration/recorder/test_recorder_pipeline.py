@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -222,6 +223,35 @@ def test_connections_reset_mid_fragment_are_cuts_resumed_in_the_same_invocation(
         if i.event.get("action") == "record" and i.ended_at
     ]
     assert [i.error for i in records if i.error] == []
+    recorded = pipeline.download(item)
+    reference = converted(played, tmp_path)
+    for name in OUTPUTS:
+        assert recorded[name] == reference[name], name
+
+
+@pytest.mark.parametrize("skew_ms", [10_000, -10_000])
+def test_the_first_fragment_is_found_by_its_number_whatever_connects_clock_says(
+    make_pipeline: PipelineMaker, tmp_path: Path, skew_ms: int
+) -> None:
+    # Given a stream that already carried another contact, and a call whose StartTimestamp
+    # (Connect's clock) is 10 s off the producer timestamps of its fragments, with its first
+    # fragment listed by GetMediaForFragmentList only 0.6 s after it is ingested
+    pipeline = make_pipeline(
+        speed=5.0, recorder_timeout_s=30.0, handoff_margin_s=4, list_delay_seconds=0.6
+    )
+    before = pipeline.simulator.play(CallScript(seconds=12, seed=21))
+    played = pipeline.simulator.play_after(
+        before, CallScript(seconds=16, seed=22, start_timestamp_skew_ms=skew_ms)
+    )
+
+    # When it is recorded
+    played.wait(timeout=60)
+    item = pipeline.wait_finished(played.contact_id)
+
+    # Then it is recorded from its first fragment, exactly, with nothing lost
+    assert item["status"]["S"] == "COMPLETED", item
+    assert item["first_fragment_number"]["S"] == played.start_fragment_number
+    assert [w["S"] for w in item["warnings"]["L"]] == []
     recorded = pipeline.download(item)
     reference = converted(played, tmp_path)
     for name in OUTPUTS:
