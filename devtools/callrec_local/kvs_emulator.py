@@ -603,8 +603,10 @@ class KvsEmulator:
             return fault
 
     def _rate_limit(self, stream: Stream, calls: deque[float]) -> None:
-        """At most `max_calls_per_second` calls a second per stream (caller holds stream.cond);
-        GetMediaForFragmentList is held to GetMedia's rate, counted apart."""
+        """At most `max_calls_per_second` calls a second per stream (caller holds stream.cond).
+        GetMediaForFragmentList is counted apart at the same rate: "A client can call
+        GetMediaForFragmentList up to five times per second per stream" (its API reference's
+        earlier text, as the SDKs generated from it carry it; today's points to the quotas)."""
         cfg = self.config
         now = time.monotonic()
         while calls and calls[0] <= now - 1.0:
