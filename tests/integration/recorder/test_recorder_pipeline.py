@@ -20,6 +20,7 @@ from callrec_local.kvs_emulator import DropConnection
 from callrec_local.lambda_runtime import Invocation
 from callrec_local.producer import Gap
 from callrec_local.simulator import CallScript
+from callrec_local.template import LOCAL_KVS_KMS_KEY_ARN
 from tests.integration.recorder.conftest import OUTPUTS, PipelineMaker, converted
 from tests.support import load_event
 
@@ -256,6 +257,37 @@ def test_the_first_fragment_is_found_by_its_number_whatever_connects_clock_says(
     reference = converted(played, tmp_path)
     for name in OUTPUTS:
         assert recorded[name] == reference[name], name
+
+
+def test_a_stream_whose_kms_key_is_denied_fails_at_once_naming_the_key(
+    make_pipeline: PipelineMaker,
+) -> None:
+    # Given a stream whose KMS key the recorder may not use (KVS answers error chunk 4500)
+    pipeline = make_pipeline(speed=5.0, recorder_timeout_s=30.0, handoff_margin_s=4)
+    played = pipeline.simulator.play(CallScript(seconds=10, seed=23))
+    pipeline.kvs.deny_kms(played.stream_name)
+
+    # When it is recorded
+    played.wait(timeout=60)
+    item = pipeline.wait_finished(played.contact_id)
+
+    # Then the first invocation ends it FAILED, naming the key and the permission to check,
+    # without warnings (nothing was lost: nothing could be read)
+    assert item["status"]["S"] == "FAILED", item
+    reason = item["reason"]["S"]
+    assert LOCAL_KVS_KMS_KEY_ARN in reason
+    assert "kms:Decrypt" in reason
+    assert [w["S"] for w in item["warnings"]["L"]] == []
+
+    def outcomes(invocations: list[Invocation]) -> list[str]:
+        return [
+            (i.result or {}).get("action", "error")
+            for i in invocations
+            if i.event.get("action") == "record" and i.ended_at
+        ]
+
+    invocations = pipeline.stack.wait_for(lambda i: "failed" in outcomes(i), timeout_s=30)
+    assert outcomes(invocations) == ["failed"]
 
 
 def test_a_call_whose_start_is_beyond_retention_is_recorded_from_what_is_left_and_says_so(
