@@ -166,10 +166,12 @@ class StreamReader:
         try:
             body = self.media.get_media(self.stream_arn, where, deadline=self._deadline())
         except SelectorRejected:
-            if self.token is None:
+            if where.kind not in {"CONTINUATION_TOKEN", "FRAGMENT_NUMBER"}:
                 raise
             # The fragment we stopped after is gone (retention): take what still exists.
-            self._media_lost(f"resume token {self.token} rejected", key=f"token {self.token}")
+            self._media_lost(
+                f"resume {where.kind} {where.value} rejected", key=f"{where.kind} {where.value}"
+            )
             return 0
         reader = FragmentReader()
         count = 0

@@ -11,7 +11,14 @@ from botocore.exceptions import ReadTimeoutError, ResponseStreamingError
 from urllib3.exceptions import ProtocolError
 
 from callrec.fragments import Fragment
-from callrec.kvs import ConnectionBroken, MediaAccessDenied, MediaError, StartSelector, _Body
+from callrec.kvs import (
+    ConnectionBroken,
+    MediaAccessDenied,
+    MediaError,
+    SelectorRejected,
+    StartSelector,
+    _Body,
+)
 from callrec.reading import (
     FIRST_FRAGMENT_ATTEMPTS,
     FIRST_FRAGMENT_RETRY_S,
@@ -62,6 +69,23 @@ class Breaking(io.BytesIO):
         if not chunk:
             raise self.error
         return chunk
+
+
+class Rejecting:
+    """GetMedia rejects its first selector (as KVS does a fragment it no longer holds)."""
+
+    def __init__(self, media: FakeMedia) -> None:
+        self.media = media
+        self.rejected = False
+
+    def get_fragment(self, stream_arn: str, fragment_number: str, *, deadline: float) -> _Body:
+        return self.media.get_fragment(stream_arn, fragment_number, deadline=deadline)
+
+    def get_media(self, stream_arn: str, selector: StartSelector, *, deadline: float) -> _Body:
+        if not self.rejected:
+            self.rejected = True
+            raise SelectorRejected(f"stream {stream_arn}: InvalidArgumentException")
+        return self.media.get_media(stream_arn, selector, deadline=deadline)
 
 
 class FakeMedia:
@@ -151,6 +175,24 @@ def test_a_first_fragment_never_listed_is_lost_media_read_from_the_earliest() ->
     assert [s.kind for s in media.selectors] == ["EARLIEST"]
     assert len(lost) == 1
     assert NUMBERS[0] in lost[0]
+
+
+def test_a_rejected_start_after_the_first_fragment_is_lost_media() -> None:
+    # Given the first fragment read by its number, and GetMedia rejecting the fragment after
+    # it (gone by then)
+    media = FakeMedia([capture(3, 5)], listed=[listed(0)])
+    lost: list[str] = []
+    r = reader(Rejecting(media), lost, first=NUMBERS[0])  # type: ignore[arg-type]
+
+    # When three responses are read
+    counts, numbers = read_all(r, 3)
+
+    # Then the reading goes on from the earliest fragment, with a warning
+    assert counts == [1, 0, 2]
+    assert numbers == [NUMBERS[0], *NUMBERS[3:5]]
+    assert [s.kind for s in media.selectors] == ["EARLIEST"]
+    assert len(lost) == 1
+    assert "FRAGMENT_NUMBER" in lost[0]
 
 
 def test_a_kms_error_listing_the_first_fragment_stops_the_recording() -> None:
