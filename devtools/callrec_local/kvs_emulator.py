@@ -12,8 +12,10 @@ Dev-only. Speaks the rest-json wire protocol of three botocore services on one p
 Limits and faults, as KVS has them: a maximum connection duration that cuts the response mid-fragment
 (ending it like a normal end of stream), at most N concurrent GetMedia connections and M calls per second
 per stream (ConnectionLimitExceededException / ClientLimitExceededException, as botocore parses them),
-retention (expired fragments are gone), and queued per-call faults: error chunks, dropped connections at
-a chosen byte, API errors.
+retention (expired fragments are gone), a stream whose KMS key the reader may not use (every GetMedia
+answers with error chunk 4500), and queued per-call faults: error chunks, connections ended or reset at a
+chosen byte, API errors. GetMedia's error chunks carry the documented id and its description; those of
+GetMediaForFragmentList the pair a real one carried (FRAGMENT_NOT_FOUND, 3000).
 
 Time: media timestamps (producer/server timestamps, retention, NOW, MILLIS_BEHIND_NOW) run on a
 `MediaClock` that may go faster than the wall clock (`speed`), so a 45-minute call streams in under a
@@ -49,7 +51,31 @@ from callrec_local.producer import (
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 CONTENT_TYPE = "video/webm"
-ERROR_FRAGMENT_NOT_FOUND = ("FRAGMENT_NOT_FOUND", "3000")
+# GetMedia's error chunks: "AWS_KINESISVIDEO_ERROR_CODE - String description of an error that caused
+# GetMedia to stop. AWS_KINESISVIDEO_ERROR_ID: Integer code of the error." The ids and descriptions
+# as the GetMedia reference lists them
+# (https://docs.aws.amazon.com/kinesisvideostreams/latest/dg/API_dataplane_GetMedia.html).
+GET_MEDIA_ERRORS = {
+    3002: "Error writing to the stream",
+    4000: "Requested fragment is not found",
+    4500: "Access denied for the stream's KMS key",
+    4501: "Stream's KMS key is disabled",
+    4502: "Validation error on the stream's KMS key",
+    4503: "KMS key specified in the stream is unavailable",
+    4504: "Invalid usage of the KMS key specified in the stream",
+    4505: "Invalid state of the KMS key specified in the stream",
+    4506: "Unable to find the KMS key specified in the stream",
+    5000: "Internal error",
+}
+# GetMediaForFragmentList's error chunk for a fragment it does not hold (aws/aws-sdk-js#3217).
+FRAGMENT_LIST_NOT_FOUND = ("FRAGMENT_NOT_FOUND", "3000")
+
+
+def get_media_error(error_id: int) -> tuple[str, str]:
+    """A documented GetMedia error chunk's (code, id) pair: its description and its integer id."""
+    return GET_MEDIA_ERRORS[error_id], str(error_id)
+
+
 # 47-digit fragment numbers, as KVS hands out: increasing along a stream, equal width.
 _FRAGMENT_NUMBER_BASE = 91343852333181432392682062622220590765191907586
 
@@ -95,6 +121,9 @@ class EmulatorConfig:
     fragment_number_inclusive: bool = False
     # Chunks per fragment written to the socket (more = a cut or drop may land between them).
     write_pieces: int = 1
+    # Wall seconds after its ingestion before GetMediaForFragmentList serves a fragment (one just
+    # ingested may not be listed yet); until then it answers as for a missing fragment.
+    list_delay_seconds: float = 0.0
 
 
 # --- faults --------------------------------------------------------------------------------------------
@@ -113,11 +142,16 @@ class DropConnection:
 
 @dataclass(frozen=True)
 class ErrorChunk:
-    """Deliver `after_fragments` fragments, then an error chunk, then end the response."""
+    """Deliver `after_fragments` fragments, then an error chunk, then end the response.
+    `ErrorChunk.documented(4000)` gives one of GetMedia's documented pairs."""
 
     code: str
     error_id: str
     after_fragments: int = 0
+
+    @classmethod
+    def documented(cls, error_id: int, after_fragments: int = 0) -> ErrorChunk:
+        return cls(*get_media_error(error_id), after_fragments=after_fragments)
 
 
 @dataclass(frozen=True)
@@ -146,6 +180,7 @@ class StoredFragment:
     duration_ms: int
     contact_id: str
     parts: EncodedFragment
+    ingested_at: float = 0.0  # wall clock (time.monotonic)
 
     @property
     def end_producer_ms(self) -> int:
@@ -197,8 +232,11 @@ class Stream:
     first_index: int = 0  # absolute index of fragments[0] (older ones expired)
     by_number: dict[str, int] = field(default_factory=dict)
     calls: deque[float] = field(default_factory=deque)
+    list_calls: deque[float] = field(default_factory=deque)
     faults: deque[Fault] = field(default_factory=deque)
     stats: StreamStats = field(default_factory=StreamStats)
+    # The reader may not use the stream's KMS key: GetMedia answers with error chunk 4500.
+    kms_denied: bool = False
 
     @property
     def next_index(self) -> int:
@@ -493,6 +531,7 @@ class KvsEmulator:
                 duration_ms=duration_ms,
                 contact_id=contact_id,
                 parts=parts,
+                ingested_at=time.monotonic(),
             )
             stream.fragments.append(stored)
             stream.by_number[stored.fragment_number] = index
@@ -542,6 +581,13 @@ class KvsEmulator:
         with stream.cond:
             stream.faults.append(fault)
 
+    def deny_kms(self, stream_name: str, denied: bool = True) -> None:
+        """Simulate a reader without kms:Decrypt on the stream's key (or give it back): every
+        GetMedia response is error chunk 4500, "Access denied for the stream's KMS key"."""
+        stream = self.stream(stream_name)
+        with stream.cond:
+            stream.kms_denied = denied
+
     def stats(self, stream_name: str) -> StreamStats:
         return self.stream(stream_name).stats
 
@@ -552,23 +598,9 @@ class KvsEmulator:
     def _admit(self, stream: Stream) -> Fault | None:
         """Apply the per-stream call rate and connection limits; returns the fault for this call."""
         cfg = self.config
-        now = time.monotonic()
         with stream.cond:
             stream.stats.get_media_calls += 1
-            while stream.calls and stream.calls[0] <= now - 1.0:
-                stream.calls.popleft()
-            stream.calls.append(now)
-            if (
-                cfg.max_calls_per_second is not None
-                and len(stream.calls) > cfg.max_calls_per_second
-            ):
-                stream.stats.rejected_rate += 1
-                raise KvsApiError(
-                    "ClientLimitExceededException",
-                    400,
-                    "Kinesis Video Streams has throttled the request because you have exceeded "
-                    f"the limit of allowed client calls ({cfg.max_calls_per_second}/s on {stream.name})",
-                )
+            self._rate_limit(stream, stream.calls)
             if (
                 cfg.max_connections_per_stream is not None
                 and stream.stats.active_connections >= cfg.max_connections_per_stream
@@ -589,6 +621,25 @@ class KvsEmulator:
                 stream.stats.max_active_connections, stream.stats.active_connections
             )
             return fault
+
+    def _rate_limit(self, stream: Stream, calls: deque[float]) -> None:
+        """At most `max_calls_per_second` calls a second per stream (caller holds stream.cond).
+        GetMediaForFragmentList is counted apart at the same rate: "A client can call
+        GetMediaForFragmentList up to five times per second per stream" (its API reference's
+        earlier text, as the SDKs generated from it carry it; today's points to the quotas)."""
+        cfg = self.config
+        now = time.monotonic()
+        while calls and calls[0] <= now - 1.0:
+            calls.popleft()
+        calls.append(now)
+        if cfg.max_calls_per_second is not None and len(calls) > cfg.max_calls_per_second:
+            stream.stats.rejected_rate += 1
+            raise KvsApiError(
+                "ClientLimitExceededException",
+                400,
+                "Kinesis Video Streams has throttled the request because you have exceeded "
+                f"the limit of allowed client calls ({cfg.max_calls_per_second}/s on {stream.name})",
+            )
 
     def _release(self, stream: Stream) -> None:
         with stream.cond:
@@ -612,7 +663,7 @@ class KvsEmulator:
                     raise _invalid(f"AfterFragmentNumber is not a fragment number: {number!r}")
                 index = stream.by_number.get(str(number))
                 if index is None:  # expired or never there
-                    error = (*ERROR_FRAGMENT_NOT_FOUND, str(number))
+                    error = (*get_media_error(4000), str(number))
                     return _StartPoint(stream.next_index, error=error)
                 inclusive = kind == "FRAGMENT_NUMBER" and self.config.fragment_number_inclusive
                 return _StartPoint(index if inclusive else index + 1)
@@ -772,13 +823,18 @@ class KvsEmulator:
         if malformed:
             raise _invalid(f"Fragment numbers are invalid : [{', '.join(map(str, malformed))}]")
         chunks = []
+        listed_before = time.monotonic() - self.config.list_delay_seconds
         with stream.cond:
+            self._rate_limit(stream, stream.list_calls)
             self._expire(stream)
             for number in numbers:
                 index = stream.by_number.get(str(number))
-                if index is None:
+                if stream.kms_denied:
+                    # Not documented for this API: the emulator answers as GetMedia does.
+                    chunks.append(encode_error_chunk(*get_media_error(4500), str(number)))
+                elif index is None or stream.get(index).ingested_at > listed_before:
                     # As KVS does (aws/aws-sdk-js#3217): HTTP 200 and an error chunk in its place.
-                    chunks.append(encode_error_chunk(*ERROR_FRAGMENT_NOT_FOUND, str(number)))
+                    chunks.append(encode_error_chunk(*FRAGMENT_LIST_NOT_FOUND, str(number)))
                 else:
                     chunks.append(stream.get(index).chunk(None, with_continuation=False))
         return b"".join(chunks)
@@ -892,7 +948,9 @@ class _Handler(BaseHTTPRequestHandler):
             )
             self.close_connection = True
             self._streaming = True
-            if start.error is not None:
+            if stream.kms_denied:
+                self._chunk(encode_error_chunk(*get_media_error(4500)))
+            elif start.error is not None:
                 self._chunk(encode_error_chunk(*start.error))
             else:
                 for data in kvs._media(stream, start, fault, self._client_gone):

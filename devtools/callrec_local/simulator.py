@@ -136,6 +136,9 @@ class CallScript:
     transfers: Sequence[Transfer] = ()
     # Every invocation is sent this many more times (Connect retrying, a flow loop).
     duplicate_invocations: int = 0
+    # Connect's StartTimestamp is the first fragment's producer timestamp plus this: Connect's
+    # clock and the producer timestamps of the fragments need not agree.
+    start_timestamp_skew_ms: int = 0
 
 
 @dataclass
@@ -459,7 +462,7 @@ class ConnectSimulator:
         previous = played.contacts[position - 1] if position else contact
         audio: dict[str, str] = {
             "StartFragmentNumber": first.fragment_number,
-            "StartTimestamp": str(first.producer_timestamp_ms),
+            "StartTimestamp": str(first.producer_timestamp_ms + script.start_timestamp_skew_ms),
             "StreamARN": played.streams[stream][1] if played.streams else played.stream_arn,
         }
         if stop is not None:

@@ -27,6 +27,7 @@ import botocore.loaders
 import yaml
 
 from callrec_local.connect_emulator import LOCAL_INSTANCE_ARN
+from callrec_local.kvs_emulator import ACCOUNT, REGION
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPO / "template.yaml"
@@ -42,7 +43,13 @@ DEFAULT_EVENT_AGE_S = 86400.0
 DEFAULT_EVENT_RETRY_ATTEMPTS = 185
 # Values for parameters that have no default, when the local deployment does not give one:
 # what the local stack's own stand-ins are (the emulated Connect instance).
-LOCAL_PARAMETER_DEFAULTS = {"ConnectInstanceArn": LOCAL_INSTANCE_ARN}
+# The KVS key is a stand-in: the KVS emulator does not emulate KMS (it can deny it:
+# `KvsEmulator.deny_kms`).
+LOCAL_KVS_KMS_KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/00000000-0000-4000-8000-000000000000"
+LOCAL_PARAMETER_DEFAULTS = {
+    "ConnectInstanceArn": LOCAL_INSTANCE_ARN,
+    "KvsKmsKeyArn": LOCAL_KVS_KMS_KEY_ARN,
+}
 
 _SHORT_FORM_TAGS = (
     "Ref",

@@ -102,6 +102,9 @@ class RecorderSettings:
     # The longest silence a recording waits through while Connect says the contact is still
     # connected (a paused flow); beyond it the recording ends ("idle-ceiling").
     max_pause_seconds: int = 3600
+    # The KMS key the Connect instance encrypts its streams with (the KvsKmsKeyArn
+    # parameter): named in the reason of a recording that fails on a KMS error chunk.
+    kvs_kms_key_arn: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RecorderSettings:
@@ -120,6 +123,7 @@ class RecorderSettings:
             else None,
             checkpoint_interval_seconds=_int(env, "CHECKPOINT_INTERVAL_SECONDS", 60, minimum=1),
             max_pause_seconds=_int(env, "RECORDING_MAX_PAUSE_SECONDS", 3600, minimum=1),
+            kvs_kms_key_arn=env.get("KVS_KMS_KEY_ARN", "").strip() or None,
         )
 
 

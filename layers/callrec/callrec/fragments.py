@@ -161,8 +161,10 @@ class Fragment:
 
 @dataclass(frozen=True, slots=True)
 class ErrorChunk:
-    """An error chunk GetMedia sent instead of a fragment (`AWS_KINESISVIDEO_ERROR_CODE`), e.g.
-    `FRAGMENT_NOT_FOUND` / 3000 when the requested fragment is beyond retention."""
+    """An error chunk sent instead of a fragment: `code` is `AWS_KINESISVIDEO_ERROR_CODE`, a
+    text description ("Requested fragment is not found"), `error_id` is
+    `AWS_KINESISVIDEO_ERROR_ID`, its integer id (4000). GetMediaForFragmentList's carry other
+    pairs (`FRAGMENT_NOT_FOUND` / 3000). What each id means to a recording: reading.py."""
 
     code: str
     error_id: str | None

@@ -4,11 +4,15 @@ GetDataEndpoint is asked once per stream and cached (AWS suggests refreshing it 
 45 minutes, which is done). GetMedia is limited to 5 calls a second and 3 connections per
 stream: `ClientLimitExceededException` and `ConnectionLimitExceededException` are retried
 with jittered exponential backoff until a deadline. Errors that retrying cannot mend are
-translated into this module's vocabulary. It does not parse the media: see mkv.py.
+translated into this module's vocabulary, and so is a response body that breaks mid-read
+(`ConnectionBroken`). It does not parse the media (mkv.py) nor decide where to read from
+(reading.py).
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import random
 import time
 from collections.abc import Callable
@@ -18,10 +22,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from urllib3.exceptions import HTTPError as Urllib3Error
 
 from callrec.errors import CallrecError
 
 if TYPE_CHECKING:
+    from mypy_boto3_kinesis_video_archived_media import KinesisVideoArchivedMediaClient
     from mypy_boto3_kinesis_video_media import KinesisVideoMediaClient
     from mypy_boto3_kinesisvideo import KinesisVideoClient
 
@@ -54,6 +60,16 @@ class SelectorRejected(MediaError):
 
 class Throttled(MediaError):
     """KVS kept throttling GetMedia until the deadline."""
+
+
+class ConnectionBroken(MediaError):
+    """A GetMedia response broke mid-read (reset, timed out, truncated chunked encoding)."""
+
+
+# What reading a response body can raise when its connection breaks: botocore's
+# ResponseStreamingError and ReadTimeoutError (BotoCoreError), urllib3's ProtocolError when
+# it is not wrapped, http.client's IncompleteRead, and a reset socket (OSError).
+_BROKEN = (BotoCoreError, Urllib3Error, http.client.HTTPException, OSError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +113,9 @@ class Readable(Protocol):
     def close(self) -> None: ...
 
 
-class AsItArrives:
-    """A GetMedia body whose `read(amt)` returns what has arrived, up to `amt` bytes.
+class _Body:
+    """A GetMedia response body read as its bytes arrive, a broken connection raising
+    `ConnectionBroken` whatever raised it.
 
     botocore's `StreamingBody.read(amt)` waits until `amt` bytes have come or the response has
     ended. A live stream brings a fragment a second (about 32 KB of Connect audio), so a 64 KB
@@ -108,18 +125,26 @@ class AsItArrives:
     without one (a test's BytesIO) is read as it is.
     """
 
-    def __init__(self, body: Readable) -> None:
+    def __init__(self, body: Readable, stream_arn: str) -> None:
         self._body = body
+        self._stream_arn = stream_arn
         raw = getattr(body, "_raw_stream", None)
         self._read1: Callable[[int], bytes] | None = getattr(raw, "read1", None)
 
     def read(self, amt: int | None = None) -> bytes:
-        if amt is not None and self._read1 is not None:
-            return self._read1(amt)
-        return self._body.read(amt)
+        try:
+            if amt is not None and self._read1 is not None:
+                return self._read1(amt)
+            return self._body.read(amt)
+        except _BROKEN as exc:
+            raise ConnectionBroken(
+                f"stream {self._stream_arn}: the GetMedia response broke mid-read: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
 
     def close(self) -> None:
-        self._body.close()
+        with contextlib.suppress(*_BROKEN):
+            self._body.close()
 
 
 class MediaSource:
@@ -130,34 +155,64 @@ class MediaSource:
         control: KinesisVideoClient | None = None,
         *,
         media_client: Callable[[str], KinesisVideoMediaClient] | None = None,
+        archive_client: Callable[[str], KinesisVideoArchivedMediaClient] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._control = control or boto3.client("kinesisvideo", config=CONTROL_CONFIG)
         self._media_client = media_client or _media_client
+        self._archive_client = archive_client or _archive_client
         self._clock = clock
         self._sleep = sleep
-        self._endpoints: dict[str, tuple[str, float]] = {}
+        self._endpoints: dict[tuple[str, str], tuple[str, float]] = {}
         self._clients: dict[str, KinesisVideoMediaClient] = {}
+        self._archive_clients: dict[str, KinesisVideoArchivedMediaClient] = {}
 
-    def endpoint(self, stream_arn: str) -> str:
-        """The GET_MEDIA data endpoint of a stream, cached for 45 minutes."""
-        cached = self._endpoints.get(stream_arn)
+    def endpoint(self, stream_arn: str, api: str = "GET_MEDIA") -> str:
+        """A data endpoint of a stream for one API, cached for 45 minutes."""
+        cached = self._endpoints.get((stream_arn, api))
         if cached and self._clock() - cached[1] < ENDPOINT_TTL_S:
             return cached[0]
         try:
-            url = self._control.get_data_endpoint(StreamARN=stream_arn, APIName="GET_MEDIA")[
+            url = self._control.get_data_endpoint(StreamARN=stream_arn, APIName=api)[  # type: ignore[arg-type]
                 "DataEndpoint"
             ]
         except ClientError as exc:
             raise _translate(exc, stream_arn, "GetDataEndpoint") from exc
         except BotoCoreError as exc:
             raise MediaError(f"stream {stream_arn}: GetDataEndpoint failed: {exc}") from exc
-        self._endpoints[stream_arn] = (url, self._clock())
+        self._endpoints[(stream_arn, api)] = (url, self._clock())
         return url
 
+    def get_fragment(self, stream_arn: str, fragment_number: str, *, deadline: float) -> Readable:
+        """GetMediaForFragmentList for one fragment; retry throttling until `deadline`. A
+        fragment KVS does not hold comes back as an error chunk in its place."""
+        attempt = 0
+        while True:
+            attempt += 1
+            endpoint = self.endpoint(stream_arn, "GET_MEDIA_FOR_FRAGMENT_LIST")
+            client = self._archive_clients.get(endpoint)
+            if client is None:
+                client = self._archive_clients[endpoint] = self._archive_client(endpoint)
+            try:
+                response = client.get_media_for_fragment_list(
+                    StreamARN=stream_arn, Fragments=[fragment_number]
+                )
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if code not in THROTTLING:
+                    raise _translate(exc, stream_arn, "GetMediaForFragmentList") from exc
+                failure: Exception = exc
+            except BotoCoreError as exc:
+                self._endpoints.pop((stream_arn, "GET_MEDIA_FOR_FRAGMENT_LIST"), None)
+                failure = exc
+            else:
+                return _Body(response["Payload"], stream_arn)
+            self._back_off(attempt, failure, deadline, stream_arn, "GetMediaForFragmentList")
+
     def get_media(self, stream_arn: str, selector: StartSelector, *, deadline: float) -> Readable:
-        """Open a GetMedia response; retry throttling with backoff until `deadline`."""
+        """Open a GetMedia response; retry throttling with backoff until `deadline`. Reading
+        the body raises `ConnectionBroken` if its connection breaks."""
         attempt = 0
         while True:
             attempt += 1
@@ -174,23 +229,32 @@ class MediaSource:
                 failure: Exception = exc
             except BotoCoreError as exc:
                 # A dropped or refused connection: the endpoint may have moved.
-                self._endpoints.pop(stream_arn, None)
+                self._endpoints.pop((stream_arn, "GET_MEDIA"), None)
                 failure = exc
             else:
-                return AsItArrives(response["Payload"])
-            pause = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1)) * (
-                0.5 + random.random() / 2  # noqa: S311 - jitter, not cryptography
-            )
-            if self._clock() + pause > deadline:
-                raise Throttled(
-                    f"stream {stream_arn}: GetMedia failed {attempt} time(s) until the "
-                    f"deadline: {failure}"
-                ) from failure
-            self._sleep(pause)
+                return _Body(response["Payload"], stream_arn)
+            self._back_off(attempt, failure, deadline, stream_arn, "GetMedia")
+
+    def _back_off(
+        self, attempt: int, failure: Exception, deadline: float, stream_arn: str, operation: str
+    ) -> None:
+        pause = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1)) * (
+            0.5 + random.random() / 2  # noqa: S311 - jitter, not cryptography
+        )
+        if self._clock() + pause > deadline:
+            raise Throttled(
+                f"stream {stream_arn}: {operation} failed {attempt} time(s) until the "
+                f"deadline: {failure}"
+            ) from failure
+        self._sleep(pause)
 
 
 def _media_client(endpoint: str) -> KinesisVideoMediaClient:
     return boto3.client("kinesis-video-media", endpoint_url=endpoint, config=MEDIA_CONFIG)
+
+
+def _archive_client(endpoint: str) -> KinesisVideoArchivedMediaClient:
+    return boto3.client("kinesis-video-archived-media", endpoint_url=endpoint, config=MEDIA_CONFIG)
 
 
 def _translate(exc: ClientError, stream_arn: str, operation: str) -> MediaError:

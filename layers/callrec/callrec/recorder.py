@@ -14,7 +14,8 @@ What a checkpoint holds, all taken at one fragment boundary: where to resume rea
 continuation token of the last fragment whose audio is in the staged state), the contact
 gate, the aligner, the staged S3 state and the counters. Audio is durable before the
 checkpoint that covers it is written; the next invocation re-reads from KVS whatever came
-after. Domain work (parsing, alignment) is in fragments.py and alignment.py.
+after. Domain work (parsing, alignment) is in fragments.py and alignment.py; where to read
+from and what GetMedia's responses, error chunks and cuts mean is in reading.py.
 """
 
 from __future__ import annotations
@@ -39,23 +40,11 @@ from callrec.ending import (
     EndWatch,
 )
 from callrec.events import StartRecord
-from callrec.fragments import (
-    ContactDecision,
-    ContactGate,
-    ErrorChunk,
-    Fragment,
-    FragmentReader,
-)
+from callrec.fragments import ContactDecision, ContactGate, Fragment
 from callrec.handoff import HandOffError, Invoker
-from callrec.kvs import (
-    MediaError,
-    MediaSource,
-    Readable,
-    SelectorRejected,
-    StartSelector,
-    StreamGone,
-)
+from callrec.kvs import MediaError, MediaSource, StreamGone
 from callrec.mkv import MkvError
+from callrec.reading import StreamReader
 from callrec.recordings import COMPLETED, FAILED, LeaseLost, NotRecording, RecordingStore
 from callrec.s3parts import COPY_WORKERS, OutputSpec, StagedRecording
 from callrec.wav import recording_basename
@@ -65,15 +54,13 @@ if TYPE_CHECKING:
 
 logger = Logger(child=True)
 
-READ_CHUNK = 64 * 1024
-# Connect's StartTimestamp and the first fragment's producer timestamp come from different
-# clocks; starting a little earlier costs nothing (the contact gate skips what is not ours).
-FIRST_READ_LEAD_S = 2.0
 # GetMedia responses end after a few seconds without new data; pause briefly before
 # asking again so an idle stream is not polled in a tight loop.
 RECONNECT_PAUSE_S = 0.5
-# KVS error codes meaning the fragment asked for is beyond retention.
-MEDIA_GONE_CODES = frozenset({"FRAGMENT_NOT_FOUND", "3000", "4000", "4500"})
+# Warnings kept on the item (an item is capped at 400 KB): the first distinct ones, each cut
+# to a length; `warnings_total` counts them all.
+MAX_WARNINGS = 20
+MAX_WARNING_CHARS = 500
 # The shortest lease. A lease is renewed at each checkpoint, so it must outlast what can come
 # between two: restoring the staged state from S3, a checkpoint interval, one GetMedia read that
 # blocks until KVS ends an idle response ("the reading of the HTTP response payload will
@@ -118,10 +105,18 @@ class _Progress:
     first_fragment: str | None = None
     last_fragment: str | None = None
     skipped_fragments: int = 0
-    error_chunks: int = 0
     media_lost: int = 0
     handoffs: int = 0
     warnings: list[str] = field(default_factory=list)
+    warnings_total: int = 0
+
+    def warn(self, text: str) -> None:
+        """Keep a warning for the item: distinct ones, at most MAX_WARNINGS, each cut short."""
+        self.warnings_total += 1
+        if len(text) > MAX_WARNING_CHARS:
+            text = text[: MAX_WARNING_CHARS - 3] + "..."
+        if text not in self.warnings and len(self.warnings) < MAX_WARNINGS:
+            self.warnings.append(text)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -129,10 +124,10 @@ class _Progress:
             "first_fragment": self.first_fragment,
             "last_fragment": self.last_fragment,
             "skipped_fragments": self.skipped_fragments,
-            "error_chunks": self.error_chunks,
             "media_lost": self.media_lost,
             "handoffs": self.handoffs,
             "warnings": list(self.warnings),
+            "warnings_total": self.warnings_total,
         }
 
     @classmethod
@@ -142,10 +137,10 @@ class _Progress:
             first_fragment=data.get("first_fragment"),
             last_fragment=data.get("last_fragment"),
             skipped_fragments=int(data.get("skipped_fragments", 0)),
-            error_chunks=int(data.get("error_chunks", 0)),
             media_lost=int(data.get("media_lost", 0)),
             handoffs=int(data.get("handoffs", 0)),
             warnings=list(data.get("warnings", [])),
+            warnings_total=int(data.get("warnings_total", len(data.get("warnings", [])))),
         )
 
 
@@ -252,8 +247,6 @@ class _Session:
         )
         # Renewed at every checkpoint; a killed invocation's lease runs out soon after.
         self.lease_s = max(LEASE_FLOOR_S, self.settings.checkpoint_interval_seconds * 3)
-        self.resume_from_earliest = False
-        self.read_lag_ms: int | None = None
 
     def run(self) -> Outcome:
         try:
@@ -295,7 +288,20 @@ class _Session:
         aligner = checkpoint.get("aligner")
         self.aligner = Aligner.from_state(aligner) if aligner else Aligner()
         self.progress = _Progress.from_json(checkpoint.get("progress", {}))
-        self.token: str | None = checkpoint.get("continuation_token")
+        self.reader = StreamReader(
+            self.r.media,
+            self.record.stream_arn,
+            start_timestamp_ms=self.record.start_timestamp_ms,
+            start_fragment_number=self.record.start_fragment_number or None,
+            token=checkpoint.get("continuation_token"),
+            after_fragment=checkpoint.get("after_fragment"),
+            kms_key_arn=self.settings.kvs_kms_key_arn,
+            deadline=self._deadline,
+            check_time=self._check_time,
+            on_media_lost=self._media_lost,
+            sleep=self.r.sleep,
+            clock=self.r.clock,
+        )
         self.finishing = bool(checkpoint.get("finishing", False))
         self.finish_status: str | None = checkpoint.get("finish_status")
         self.finish_reason: str | None = checkpoint.get("finish_reason")
@@ -333,7 +339,8 @@ class _Session:
         if self.progress.fragments > self.checkpointed_fragments:
             self.progress_generation = self.lease.generation
         state = {
-            "continuation_token": self.token,
+            "continuation_token": self.reader.token,
+            "after_fragment": self.reader.after_fragment,
             "gate": self.gate.state(),
             "aligner": self.aligner.state(),
             "progress": self.progress.to_json(),
@@ -362,22 +369,9 @@ class _Session:
         while True:
             self._check_time()
             try:
-                body = self.r.media.get_media(
-                    self.record.stream_arn, self._selector(), deadline=self._deadline()
-                )
-            except SelectorRejected:
-                if self.token is None:
-                    raise
-                # The fragment we stopped after is gone (retention): take what still exists.
-                self._media_lost(f"resume token {self.token} rejected")
-                self.token, self.resume_from_earliest = None, True
-                continue
-            try:
-                new = self._consume(body)
+                new = self.reader.read_response(self._on_fragment)
             except CallOver:
                 return
-            finally:
-                body.close()
             if (
                 self.r.monotonic() - self.last_checkpoint
                 >= self.settings.checkpoint_interval_seconds
@@ -403,71 +397,27 @@ class _Session:
             return None
         return self.aligner.start_ns // 1_000_000 + self.aligner.samples * 1000 // rate
 
-    def _selector(self) -> StartSelector:
-        if self.token is not None:
-            return StartSelector.continuation_token(self.token)
-        if self.resume_from_earliest:
-            return StartSelector("EARLIEST")
-        # Connect's StartFragmentNumber is the contact's first fragment, and FRAGMENT_NUMBER
-        # would start *after* it: start by time, a little early, and let the gate skip.
-        return StartSelector.producer_timestamp(
-            self.record.start_timestamp_ms / 1000 - FIRST_READ_LEAD_S
-        )
-
-    def _consume(self, body: Readable) -> int:
-        """Read one GetMedia response to its end; returns how many events it delivered.
-
-        Any end may be a connection cut: an incomplete last fragment is dropped by the
-        reader, and the next response resumes after the last complete one.
-        """
-        reader = FragmentReader()
-        count = 0
-        # When the bytes last arrived: a fragment is known to be complete only when the next
-        # one begins or the response ends (KVS ends an idle one after 3 s), so the stream's
-        # silence is timed from its bytes, not from the moment the reader could hand it out.
-        arrived = self.r.clock()
-        while True:
-            chunk = body.read(READ_CHUNK)
-            if chunk:
-                arrived = self.r.clock()
-            events = reader.feed(chunk) if chunk else reader.close()
-            for event in events:
-                count += 1
-                self._on_event(event, arrived)
-            if not chunk:
-                return count
-            self._check_time()
-
-    def _on_event(self, event: Fragment | ErrorChunk, arrived: float) -> None:
-        if isinstance(event, ErrorChunk):
-            self.progress.error_chunks += 1
-            if event.code in MEDIA_GONE_CODES:
-                self._media_lost(f"KVS error chunk {event.code} ({event.error_id})")
-                self.token, self.resume_from_earliest = None, True
-            else:
-                logger.warning("KVS error chunk", code=event.code, error_id=event.error_id)
-            return
-        self.last_data_at = arrived
-        decision = self.gate.decide(event)
+    def _on_fragment(self, fragment: Fragment) -> None:
+        self.last_data_at = self.reader.arrived_at
+        decision = self.gate.decide(fragment)
         if decision is ContactDecision.END:
             self.ending = Ending(
                 CONTACT_CHANGE,
-                {"contact": event.contact_id or "", "fragment_number": event.fragment_number or ""},
+                {
+                    "contact": fragment.contact_id or "",
+                    "fragment_number": fragment.fragment_number or "",
+                },
             )
             raise CallOver
         if decision is ContactDecision.KEEP:
             if self.progress.first_fragment is None:
-                self._check_call_start(event)
-            self._write(self.aligner.add_fragment(event))
+                self._check_call_start(fragment)
+            self._write(self.aligner.add_fragment(fragment))
             self.progress.fragments += 1
-            self.progress.first_fragment = self.progress.first_fragment or event.fragment_number
-            self.progress.last_fragment = event.fragment_number
+            self.progress.first_fragment = self.progress.first_fragment or fragment.fragment_number
+            self.progress.last_fragment = fragment.fragment_number
         else:
             self.progress.skipped_fragments += 1
-        self.token = event.continuation_token or event.fragment_number or self.token
-        lag = event.millis_behind_now
-        if lag is not None and lag.isdigit():
-            self.read_lag_ms = int(lag)
         if self.r.monotonic() - self.last_checkpoint >= self.settings.checkpoint_interval_seconds:
             self._checkpoint()
 
@@ -498,7 +448,7 @@ class _Session:
 
     def _media_lost(self, detail: str) -> None:
         self.progress.media_lost += 1
-        self.progress.warnings.append(f"media lost (beyond the stream's retention): {detail}")
+        self.progress.warn(f"media lost (beyond the stream's retention): {detail}")
         logger.warning("media lost", detail=detail)
 
     def _assembled(self, name: str) -> None:
@@ -533,7 +483,7 @@ class _Session:
             "handed_off",
             detail,
             fragments=self.progress.fragments,
-            read_lag_ms=self.read_lag_ms,
+            read_lag_ms=self.reader.read_lag_ms,
         )
 
     def _result(self) -> dict[str, Any]:
@@ -545,6 +495,7 @@ class _Session:
             "skipped_fragments": self.progress.skipped_fragments,
             "handoffs": self.progress.handoffs,
             "warnings": self.progress.warnings,
+            "warnings_total": self.progress.warnings_total,
             "gaps_filled": self.aligner.gaps_filled,
             "duplicates_dropped": self.aligner.duplicates_dropped,
             "ended_by": self.ending.ended_by if self.ending else None,
@@ -614,5 +565,5 @@ class _Session:
             self.progress.fragments,
             seconds,
             gaps_filled=self.aligner.gaps_filled,
-            read_lag_ms=self.read_lag_ms,
+            read_lag_ms=self.reader.read_lag_ms,
         )

@@ -338,8 +338,9 @@ def test_expired_fragments_are_gone(emulator: Factory, clients: ClientsOf, chunk
             {"StartSelectorType": "FRAGMENT_NUMBER", "AfterFragmentNumber": old[0].fragment_number},
         )
     )
-    assert error_code(gone) == "FRAGMENT_NOT_FOUND"
-    assert gone[0].tags["AWS_KINESISVIDEO_ERROR_ID"] == "3000"
+    # GetMedia's documented pair: the description and the integer id
+    assert error_code(gone) == "Requested fragment is not found"
+    assert gone[0].tags["AWS_KINESISVIDEO_ERROR_ID"] == "4000"
     assert gone[0].tags["AWS_KINESISVIDEO_FRAGMENT_NUMBER"] == old[0].fragment_number
     # GetMediaForFragmentList answers 200 with an error chunk in place of a missing fragment
     body = c.archived.get_media_for_fragment_list(
@@ -362,13 +363,29 @@ def test_injected_error_chunk_follows_the_fragments_before_it(
     stored_stream: tuple[KvsEmulator, list[StoredFragment]], clients: ClientsOf, chunks: Walk
 ) -> None:
     kvs, stored = stored_stream
-    kvs.add_fault("s", ErrorChunk("4500", "4500", after_fragments=2))
+    kvs.add_fault("s", ErrorChunk.documented(5000, after_fragments=2))
     got = chunks(get_media(clients(kvs), {"StartSelectorType": "EARLIEST"}))
     assert numbers(got) == [f.fragment_number for f in stored[:2]]
-    assert error_code(got) == "4500"
+    assert error_code(got) == "Internal error"
+    assert got[2].tags["AWS_KINESISVIDEO_ERROR_ID"] == "5000"
     assert len(got) == 3
     # The fault was used up: the next call is clean
     assert len(numbers(chunks(get_media(clients(kvs), {"StartSelectorType": "EARLIEST"})))) == 5
+
+
+def test_a_denied_kms_key_answers_every_get_media_with_error_4500(
+    stored_stream: tuple[KvsEmulator, list[StoredFragment]], clients: ClientsOf, chunks: Walk
+) -> None:
+    kvs, stored = stored_stream
+    kvs.deny_kms("s")
+    for selector in ({"StartSelectorType": "EARLIEST"}, {"StartSelectorType": "NOW"}):
+        got = chunks(get_media(clients(kvs), selector))
+        assert numbers(got) == []
+        assert error_code(got) == "Access denied for the stream's KMS key"
+        assert got[0].tags["AWS_KINESISVIDEO_ERROR_ID"] == "4500"
+    kvs.deny_kms("s", denied=False)
+    got = chunks(get_media(clients(kvs), {"StartSelectorType": "EARLIEST"}))
+    assert numbers(got) == [f.fragment_number for f in stored]
 
 
 def test_clean_drop_ends_the_body_mid_fragment_like_a_normal_end(

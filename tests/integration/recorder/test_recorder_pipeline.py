@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -15,9 +16,11 @@ from callrec.events import StartRecord, start_record_from_contact_flow
 from callrec.fragments import TRACK_TO_CUSTOMER
 from callrec.recorder import ASSEMBLY_HANDOFF
 from callrec_local.event_sources import start_records_event
+from callrec_local.kvs_emulator import DropConnection
 from callrec_local.lambda_runtime import Invocation
 from callrec_local.producer import Gap
 from callrec_local.simulator import CallScript
+from callrec_local.template import LOCAL_KVS_KMS_KEY_ARN
 from tests.integration.recorder.conftest import OUTPUTS, PipelineMaker, converted
 from tests.support import load_event
 
@@ -191,6 +194,100 @@ def test_reused_stream_gap_duplicates_and_twice_delivered_start_records(
         i for i in pipeline.stack.invocations("RecorderFunction") if "Records" in i.event
     ]
     assert all(i.ok for i in registrations)
+
+
+def test_connections_reset_mid_fragment_are_cuts_resumed_in_the_same_invocation(
+    make_pipeline: PipelineMaker, tmp_path: Path
+) -> None:
+    # Given GetMedia connections that the server resets (not ends) in the middle of a
+    # fragment, three times, while a 20-second call is recorded by invocations long enough
+    # for the whole call
+    pipeline = make_pipeline(speed=5.0, recorder_timeout_s=30.0, handoff_margin_s=4)
+    played = pipeline.simulator.play(CallScript(seconds=20, seed=17))
+    for after, into in ((2, 5000), (1, 300), (3, 20000)):
+        pipeline.kvs.add_fault(
+            played.stream_name,
+            DropConnection(after_fragments=after, bytes_into_next=into, clean=False),
+        )
+
+    # When it is recorded
+    played.wait(timeout=60)
+    item = pipeline.wait_finished(played.contact_id)
+
+    # Then every reset was a cut the invocation resumed from: no invocation failed, and the
+    # files are byte-identical to convert's
+    assert pipeline.kvs.stats(played.stream_name).responses_cut >= 3
+    assert item["status"]["S"] == "COMPLETED", item
+    records = [
+        i
+        for i in pipeline.stack.invocations("RecorderFunction")
+        if i.event.get("action") == "record" and i.ended_at
+    ]
+    assert [i.error for i in records if i.error] == []
+    recorded = pipeline.download(item)
+    reference = converted(played, tmp_path)
+    for name in OUTPUTS:
+        assert recorded[name] == reference[name], name
+
+
+@pytest.mark.parametrize("skew_ms", [10_000, -10_000])
+def test_the_first_fragment_is_found_by_its_number_whatever_connects_clock_says(
+    make_pipeline: PipelineMaker, tmp_path: Path, skew_ms: int
+) -> None:
+    # Given a stream that already carried another contact, and a call whose StartTimestamp
+    # (Connect's clock) is 10 s off the producer timestamps of its fragments, with its first
+    # fragment listed by GetMediaForFragmentList only 0.6 s after it is ingested
+    pipeline = make_pipeline(
+        speed=5.0, recorder_timeout_s=30.0, handoff_margin_s=4, list_delay_seconds=0.6
+    )
+    before = pipeline.simulator.play(CallScript(seconds=12, seed=21))
+    played = pipeline.simulator.play_after(
+        before, CallScript(seconds=16, seed=22, start_timestamp_skew_ms=skew_ms)
+    )
+
+    # When it is recorded
+    played.wait(timeout=60)
+    item = pipeline.wait_finished(played.contact_id)
+
+    # Then it is recorded from its first fragment, exactly, with nothing lost
+    assert item["status"]["S"] == "COMPLETED", item
+    assert item["first_fragment_number"]["S"] == played.start_fragment_number
+    assert [w["S"] for w in item["warnings"]["L"]] == []
+    recorded = pipeline.download(item)
+    reference = converted(played, tmp_path)
+    for name in OUTPUTS:
+        assert recorded[name] == reference[name], name
+
+
+def test_a_stream_whose_kms_key_is_denied_fails_at_once_naming_the_key(
+    make_pipeline: PipelineMaker,
+) -> None:
+    # Given a stream whose KMS key the recorder may not use (KVS answers error chunk 4500)
+    pipeline = make_pipeline(speed=5.0, recorder_timeout_s=30.0, handoff_margin_s=4)
+    played = pipeline.simulator.play(CallScript(seconds=10, seed=23))
+    pipeline.kvs.deny_kms(played.stream_name)
+
+    # When it is recorded
+    played.wait(timeout=60)
+    item = pipeline.wait_finished(played.contact_id)
+
+    # Then the first invocation ends it FAILED, naming the key and the permission to check,
+    # without warnings (nothing was lost: nothing could be read)
+    assert item["status"]["S"] == "FAILED", item
+    reason = item["reason"]["S"]
+    assert LOCAL_KVS_KMS_KEY_ARN in reason
+    assert "kms:Decrypt" in reason
+    assert [w["S"] for w in item["warnings"]["L"]] == []
+
+    def outcomes(invocations: list[Invocation]) -> list[str]:
+        return [
+            (i.result or {}).get("action", "error")
+            for i in invocations
+            if i.event.get("action") == "record" and i.ended_at
+        ]
+
+    invocations = pipeline.stack.wait_for(lambda i: "failed" in outcomes(i), timeout_s=30)
+    assert outcomes(invocations) == ["failed"]
 
 
 def test_a_call_whose_start_is_beyond_retention_is_recorded_from_what_is_left_and_says_so(

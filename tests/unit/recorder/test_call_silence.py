@@ -8,72 +8,39 @@ enough of it, and the finished call stayed RECORDING, handing off forever.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 
 import boto3
 import pytest
 
 from callrec.config import RecorderSettings
-from callrec.events import StartRecord, start_record_from_contact_flow
+from callrec.events import StartRecord
 from callrec.kvs import StartSelector
 from callrec.recorder import ASSEMBLY_HANDOFF, TIMEOUT_HANDOFF, Outcome, Recorder
 from callrec.recordings import RecordingStore
 from callrec_local import producer as p
-from tests.support import in_process_aws, load_event
+from tests.unit.recorder.conftest import BUCKET, TABLE, FakeInvoker, FakeTime
 
-TABLE = "recordings-silence"
-BUCKET = "recordings-silence"
 # KVS closes a GetMedia response after about 3 s without data.
 EMPTY_RESPONSE_S = 3.0
 
 
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class FakeInvoker:
-    def __init__(self) -> None:
-        self.started: list[str] = []
-
-    def start(self, contact_id: str, *, reason: str) -> None:
-        self.started.append(reason)
-
-
 class FakeMedia:
-    """Serves the whole call in the first response, then empty responses that each take
-    KVS's idle time to end."""
+    """Serves the call's first fragment by its number, the rest of the call in the first
+    GetMedia response, then empty responses that each take KVS's idle time to end."""
 
-    def __init__(self, time: FakeTime, call: bytes) -> None:
+    def __init__(self, time: FakeTime, call: list[bytes]) -> None:
         self.time = time
-        self.bodies = [call]
+        self.first = call[0]
+        self.bodies = [b"".join(call[1:])]
+
+    def get_fragment(self, stream_arn: str, fragment_number: str, *, deadline: float) -> io.BytesIO:
+        return io.BytesIO(self.first)
 
     def get_media(self, stream_arn: str, selector: StartSelector, *, deadline: float) -> io.BytesIO:
         if self.bodies:
             return io.BytesIO(self.bodies.pop(0))
         self.time.now += EMPTY_RESPONSE_S
         return io.BytesIO(b"")
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    with in_process_aws(monkeypatch, TABLE):
-        boto3.client("s3").create_bucket(Bucket=BUCKET)
-        yield
-
-
-@pytest.fixture
-def record() -> StartRecord:
-    return start_record_from_contact_flow(load_event("contact-flow-event.json"))
 
 
 def test_a_call_ends_after_its_silence_even_when_no_invocation_lasts_that_long(
@@ -102,7 +69,7 @@ def test_a_call_ends_after_its_silence_even_when_no_invocation_lasts_that_long(
         settings,
         store=store,
         invoker=FakeInvoker(),
-        media=FakeMedia(time, p.encode_capture(list(call.fragments()))),  # type: ignore[arg-type]
+        media=FakeMedia(time, list(p.iter_capture(list(call.fragments())))),  # type: ignore[arg-type]
         s3=boto3.client("s3"),
         monotonic=time.monotonic,
         sleep=time.sleep,

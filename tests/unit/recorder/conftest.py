@@ -1,0 +1,48 @@
+"""Fakes and fixtures of the recorder's unit tests: moto's DynamoDB and S3, fake time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import boto3
+import pytest
+
+from callrec.events import StartRecord, start_record_from_contact_flow
+from tests.support import in_process_aws, load_event
+
+TABLE = "recordings-silence"
+BUCKET = "recordings-silence"
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class FakeInvoker:
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    def start(self, contact_id: str, *, reason: str) -> None:
+        self.started.append(reason)
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    with in_process_aws(monkeypatch, TABLE):
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
+        yield
+
+
+@pytest.fixture
+def record() -> StartRecord:
+    return start_record_from_contact_flow(load_event("contact-flow-event.json"))

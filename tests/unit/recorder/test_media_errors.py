@@ -1,0 +1,103 @@
+"""What the recorder does with KVS's error chunks (moto, fake time): a KMS denial ends the
+recording at once, saying which key to check; warnings on the item stay bounded."""
+
+from __future__ import annotations
+
+import io
+
+import boto3
+
+from callrec.config import RecorderSettings
+from callrec.events import StartRecord
+from callrec.kvs import StartSelector
+from callrec.recorder import MAX_WARNING_CHARS, MAX_WARNINGS, Recorder, _Progress
+from callrec.recordings import RecordingStore
+from callrec_local import producer as p
+from callrec_local.kvs_emulator import get_media_error
+from tests.unit.recorder.conftest import BUCKET, TABLE, FakeInvoker, FakeTime
+
+KEY = "arn:aws:kms:us-east-1:123456789012:key/0b0c0d0e-1111-2222-3333-444455556666"
+
+
+class DeniedMedia:
+    """Every GetMedia response is error chunk 4500, each a tenth of a second after the call."""
+
+    def __init__(self, time: FakeTime) -> None:
+        self.time = time
+        self.calls = 0
+
+    def get_media(self, stream_arn: str, selector: StartSelector, *, deadline: float) -> io.BytesIO:
+        self.calls += 1
+        self.time.now += 0.1
+        return io.BytesIO(p.encode_error_chunk(*get_media_error(4500)))
+
+    def get_fragment(self, stream_arn: str, fragment_number: str, *, deadline: float) -> io.BytesIO:
+        return self.get_media(stream_arn, StartSelector("FRAGMENT_LIST"), deadline=deadline)
+
+
+def test_a_kms_denial_fails_the_recording_at_once_naming_the_key(
+    aws: None, record: StartRecord
+) -> None:
+    # Given a recorder that may not use the stream's KMS key
+    time = FakeTime()
+    settings = RecorderSettings(
+        table_name=TABLE,
+        bucket_name=BUCKET,
+        recordings_prefix="recordings/",
+        staging_prefix="staging/",
+        function_name="recorder",
+        idle_seconds=10,
+        expiration_days=1,
+        handoff_margin_seconds=1,
+        checkpoint_interval_seconds=1,
+        kvs_kms_key_arn=KEY,
+    )
+    store = RecordingStore(TABLE, boto3.client("dynamodb"), clock=time.clock)
+    media = DeniedMedia(time)
+    recorder = Recorder(
+        settings,
+        store=store,
+        invoker=FakeInvoker(),
+        media=media,  # type: ignore[arg-type]
+        s3=boto3.client("s3"),
+        monotonic=time.monotonic,
+        sleep=time.sleep,
+        clock=time.clock,
+    )
+    store.register(record, grace_seconds=5)
+
+    # When one invocation records the call
+    began = time.now
+    outcome = recorder.record(
+        record.contact_id,
+        owner="request-0",
+        remaining_ms=lambda: int((began + 60 - time.now) * 1000),
+    )
+
+    # Then the recording FAILED after its first response, with a reason naming the key and
+    # the permission, and no warning (the call's media was not lost: it cannot be read)
+    assert outcome.action == "failed"
+    assert media.calls == 1
+    recording = store.get(record.contact_id)
+    assert recording is not None
+    assert recording.status == "FAILED"
+    assert KEY in (recording.reason or "")
+    assert "kms:Decrypt" in (recording.reason or "")
+    assert recording.warnings == ()
+
+
+def test_warnings_are_distinct_bounded_and_counted() -> None:
+    # Given many warnings, some repeated, one very long
+    progress = _Progress()
+    progress.warn("x" * 5000)
+    for n in range(100):
+        progress.warn(f"media lost: event {n % 40}")
+
+    # Then the item keeps the first distinct ones, each cut short, and counts them all
+    assert len(progress.warnings) == MAX_WARNINGS
+    assert len(set(progress.warnings)) == MAX_WARNINGS
+    assert all(len(w) <= MAX_WARNING_CHARS for w in progress.warnings)
+    assert progress.warnings_total == 101
+    restored = _Progress.from_json(progress.to_json())
+    assert restored.warnings == progress.warnings
+    assert restored.warnings_total == 101
