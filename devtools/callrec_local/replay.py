@@ -45,6 +45,7 @@ class ReplayResult:
     gaps_filled: int
     duplicates_dropped: int
     skipped_fragments: int
+    ended_by: str | None
     identical: bool
     paths: list[Path]
     elapsed_s: float
@@ -62,6 +63,7 @@ class ReplayResult:
             "gaps_filled": self.gaps_filled,
             "duplicates_dropped": self.duplicates_dropped,
             "skipped_fragments": self.skipped_fragments,
+            "ended_by": self.ended_by,
             "identical": self.identical,
         }
 
@@ -109,6 +111,7 @@ def replay(
         gaps_filled=_number(item, "gaps_filled"),
         duplicates_dropped=_number(item, "duplicates_dropped"),
         skipped_fragments=_number(item, "skipped_fragments"),
+        ended_by=item.get("ended_by", {}).get("S"),
         identical=identical,
         paths=paths,
         elapsed_s=time.monotonic() - began,

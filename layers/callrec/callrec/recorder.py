@@ -379,10 +379,15 @@ class _Session:
                 self._checkpoint()  # also renews the lease while the stream is quiet
             ending = self.watch.check(last_data_at=self.last_data_at, t_last_ms=self._t_last_ms())
             if ending is not None:
-                if not self.gate.started and ending.ended_by in {IDLE, IDLE_CEILING}:
+                if not self.gate.started:
+                    waited = (
+                        f"within {self.settings.idle_seconds} s"
+                        if ending.ended_by in {IDLE, IDLE_CEILING}
+                        else "before Connect said the contact had disconnected"
+                    )
                     raise StreamGone(
                         f"no fragment of contact {self.contact_id} arrived on "
-                        f"{self.record.stream_name} within {self.settings.idle_seconds} s"
+                        f"{self.record.stream_name} {waited}"
                     )
                 logger.info("the call is over", ended_by=ending.ended_by, **ending.detail)
                 self.ending = ending
