@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
 
+from callrec.config import RecorderSettings
 from callrec.events import StartRecord, start_record_from_contact_flow
 from tests.support import in_process_aws, load_event
 
@@ -46,3 +48,19 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture
 def record() -> StartRecord:
     return start_record_from_contact_flow(load_event("contact-flow-event.json"))
+
+
+def recorder_settings(**changes: Any) -> RecorderSettings:
+    """The recorder's settings in these tests: 10 s of idle time, 1-s checkpoints and margin."""
+    base: dict[str, Any] = {
+        "table_name": TABLE,
+        "bucket_name": BUCKET,
+        "recordings_prefix": "recordings/",
+        "staging_prefix": "staging/",
+        "function_name": "recorder",
+        "idle_seconds": 10,
+        "expiration_days": 1,
+        "handoff_margin_seconds": 1,
+        "checkpoint_interval_seconds": 1,
+    }
+    return RecorderSettings(**{**base, **changes})

@@ -12,13 +12,12 @@ import io
 import boto3
 import pytest
 
-from callrec.config import RecorderSettings
 from callrec.events import StartRecord
 from callrec.kvs import StartSelector
 from callrec.recorder import ASSEMBLY_HANDOFF, TIMEOUT_HANDOFF, Outcome, Recorder
 from callrec.recordings import RecordingStore
 from callrec_local import producer as p
-from tests.unit.recorder.conftest import BUCKET, TABLE, FakeInvoker, FakeTime
+from tests.unit.recorder.conftest import TABLE, FakeInvoker, FakeTime, recorder_settings
 
 # KVS closes a GetMedia response after about 3 s without data.
 EMPTY_RESPONSE_S = 3.0
@@ -53,17 +52,7 @@ def test_a_call_ends_after_its_silence_even_when_no_invocation_lasts_that_long(
     call = p.ConnectCall(
         record.contact_id, "instance", record.start_timestamp_ms, cu, op, hangup_ms=3000
     )
-    settings = RecorderSettings(
-        table_name=TABLE,
-        bucket_name=BUCKET,
-        recordings_prefix="recordings/",
-        staging_prefix="staging/",
-        function_name="recorder",
-        idle_seconds=10,
-        expiration_days=1,
-        handoff_margin_seconds=1,
-        checkpoint_interval_seconds=1,
-    )
+    settings = recorder_settings()
     store = RecordingStore(TABLE, boto3.client("dynamodb"), clock=time.clock)
     recorder = Recorder(
         settings,

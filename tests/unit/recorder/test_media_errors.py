@@ -7,14 +7,13 @@ import io
 
 import boto3
 
-from callrec.config import RecorderSettings
 from callrec.events import StartRecord
 from callrec.kvs import StartSelector
 from callrec.recorder import MAX_WARNING_CHARS, MAX_WARNINGS, Recorder, _Progress
 from callrec.recordings import RecordingStore
 from callrec_local import producer as p
 from callrec_local.kvs_emulator import get_media_error
-from tests.unit.recorder.conftest import BUCKET, TABLE, FakeInvoker, FakeTime
+from tests.unit.recorder.conftest import TABLE, FakeInvoker, FakeTime, recorder_settings
 
 KEY = "arn:aws:kms:us-east-1:123456789012:key/0b0c0d0e-1111-2222-3333-444455556666"
 
@@ -40,18 +39,7 @@ def test_a_kms_denial_fails_the_recording_at_once_naming_the_key(
 ) -> None:
     # Given a recorder that may not use the stream's KMS key
     time = FakeTime()
-    settings = RecorderSettings(
-        table_name=TABLE,
-        bucket_name=BUCKET,
-        recordings_prefix="recordings/",
-        staging_prefix="staging/",
-        function_name="recorder",
-        idle_seconds=10,
-        expiration_days=1,
-        handoff_margin_seconds=1,
-        checkpoint_interval_seconds=1,
-        kvs_kms_key_arn=KEY,
-    )
+    settings = recorder_settings(kvs_kms_key_arn=KEY)
     store = RecordingStore(TABLE, boto3.client("dynamodb"), clock=time.clock)
     media = DeniedMedia(time)
     recorder = Recorder(
