@@ -42,7 +42,7 @@ from callrec.ending import (
 from callrec.events import StartRecord
 from callrec.fragments import ContactDecision, ContactGate, Fragment
 from callrec.handoff import HandOffError, Invoker
-from callrec.kvs import MediaError, MediaSource, StreamGone
+from callrec.kvs import MediaError, MediaSource, StreamGone, Throttled
 from callrec.mkv import MkvError
 from callrec.reading import StreamReader
 from callrec.recordings import COMPLETED, FAILED, LeaseLost, NotRecording, RecordingStore
@@ -271,6 +271,11 @@ class _Session:
             elif not self.finishing:
                 try:
                     self._read_until_the_call_ends()
+                except Throttled as exc:
+                    # Not permanent: KVS throttled (or the network refused) until this
+                    # invocation's time was up. The next one tries again, and a recording that
+                    # makes no progress in MAX_RESUMES_WITHOUT_PROGRESS invocations ends FAILED.
+                    raise TimeToHandOff(f"{TIMEOUT_HANDOFF}: {exc}") from exc
                 except (MediaError, MkvError, AlignmentError) as exc:
                     # Permanent for this recording: keep what was recorded, say why it stopped.
                     logger.error("recording stopped", reason=str(exc))

@@ -8,8 +8,14 @@ import io
 import boto3
 
 from callrec.events import StartRecord
-from callrec.kvs import StartSelector
-from callrec.recorder import MAX_WARNING_CHARS, MAX_WARNINGS, Recorder, _Progress
+from callrec.kvs import StartSelector, Throttled
+from callrec.recorder import (
+    MAX_RESUMES_WITHOUT_PROGRESS,
+    MAX_WARNING_CHARS,
+    MAX_WARNINGS,
+    Recorder,
+    _Progress,
+)
 from callrec.recordings import RecordingStore
 from callrec_local import producer as p
 from callrec_local.kvs_emulator import get_media_error
@@ -89,3 +95,64 @@ def test_warnings_are_distinct_bounded_and_counted() -> None:
     restored = _Progress.from_json(progress.to_json())
     assert restored.warnings == progress.warnings
     assert restored.warnings_total == 101
+
+
+class ThrottledMedia:
+    """KVS throttles every GetMedia (and GetMediaForFragmentList) until the deadline."""
+
+    def __init__(self, time: FakeTime) -> None:
+        self.time = time
+        self.calls = 0
+
+    def get_media(self, stream_arn: str, selector: StartSelector, *, deadline: float) -> io.BytesIO:
+        self.calls += 1
+        self.time.now = max(self.time.now, deadline)
+        raise Throttled(f"stream {stream_arn}: GetMedia failed 9 time(s) until the deadline")
+
+    def get_fragment(self, stream_arn: str, fragment_number: str, *, deadline: float) -> io.BytesIO:
+        return self.get_media(stream_arn, StartSelector("FRAGMENT_LIST"), deadline=deadline)
+
+
+def test_throttling_until_the_deadline_hands_off_and_only_a_stalled_chain_fails(
+    aws: None, record: StartRecord
+) -> None:
+    # Given KVS throttling every read of the stream for as long as anyone asks
+    time = FakeTime()
+    store = RecordingStore(TABLE, boto3.client("dynamodb"), clock=time.clock)
+    media = ThrottledMedia(time)
+    recorder = Recorder(
+        recorder_settings(),
+        store=store,
+        invoker=FakeInvoker(),
+        media=media,  # type: ignore[arg-type]
+        s3=boto3.client("s3"),
+        monotonic=time.monotonic,
+        sleep=time.sleep,
+        clock=time.clock,
+    )
+    store.register(record, grace_seconds=5)
+
+    # When invocations follow one another
+    outcomes = []
+    for n in range(10):
+        began = time.now
+        outcomes.append(
+            recorder.record(
+                record.contact_id,
+                owner=f"request-{n}",
+                remaining_ms=lambda began=began: int((began + 60 - time.now) * 1000),  # type: ignore[misc]
+            )
+        )
+        if outcomes[-1].action != "handed_off":
+            break
+
+    # Then each throttled invocation handed off (throttling is not a reason to fail), until
+    # the chain had made no progress in MAX_RESUMES_WITHOUT_PROGRESS invocations
+    assert [o.action for o in outcomes[:-1]] == ["handed_off"] * (len(outcomes) - 1)
+    assert "throttl" in outcomes[0].detail.lower() or "until the deadline" in outcomes[0].detail
+    assert outcomes[-1].action == "failed"
+    assert len(outcomes) == MAX_RESUMES_WITHOUT_PROGRESS + 2
+    recording = store.get(record.contact_id)
+    assert recording is not None
+    assert recording.status == "FAILED"
+    assert "no progress in" in (recording.reason or "")
