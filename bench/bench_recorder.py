@@ -358,7 +358,14 @@ def catch_up(work: Path, media_s: float) -> CatchUpResult:
             time.sleep(0.01)
             running = r.stack.wait_running("RecorderFunction", timeout_s=60)
         started = running.invocation.handler_started_at or time.time()
+        # (Counted by GetMedia and GetMediaForFragmentList alike: the first fragment comes by
+        # its number. A deadline, so that a miscount is an error rather than a hang.)
+        deadline = time.monotonic() + 600
         while stats.fragments_delivered < fragments:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{stats.fragments_delivered} of {fragments} fragments delivered in 600 s"
+                )
             time.sleep(0.005)
         read_s = time.time() - started
         _, item = r.wait_completed(played.contact_id)

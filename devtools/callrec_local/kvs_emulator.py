@@ -837,6 +837,7 @@ class KvsEmulator:
                     chunks.append(encode_error_chunk(*FRAGMENT_LIST_NOT_FOUND, str(number)))
                 else:
                     chunks.append(stream.get(index).chunk(None, with_continuation=False))
+                    stream.stats.fragments_delivered += 1
         return b"".join(chunks)
 
 
