@@ -4,8 +4,11 @@ Every fragment of the capture goes into a stream of the KVS emulator as it was c
 capture.py), each when the emulator's media clock reaches its end (its producer timestamp plus
 its length, scaled by `speed`): a pause in streaming stays a pause. Other contacts on the stream
 (a reused stream) are played too, before and after. When the chosen contact's first fragment is
-stored, the contact-flow function gets the event Connect would send: the stream, that fragment's
-number as StartFragmentNumber, its producer time as StartTimestamp. The recorder then reads the
+stored, the contact is begun in the local Connect and the contact-flow function gets the event
+Connect would send: the stream, that fragment's number as StartFragmentNumber, its producer time
+as StartTimestamp; when its last fragment is stored, the contact disconnects (DescribeContact
+and the DISCONNECTED contact event say so), so the recording ends as it would in AWS, and a
+pause in streaming, however long, is waited through. The recorder then reads the
 stream through GetMedia with the emulator's fragment numbers, continuation tokens and cuts, but
 the media bytes it receives are the capture's. The recording is compared byte for byte with
 `callrec convert --contact-id` on the same capture.
@@ -145,17 +148,22 @@ class _Player:
 
     def _run(self) -> None:
         try:
-            flow_started = False
+            ours = self.capture.contact_fragments(self.contact_id)
+            connect = self.pipeline.stack.connect
             for fragment in self.capture.fragments:
-                if not self._wait_for(fragment.producer_timestamp_ms + fragment.duration_ms):
+                end_ms = fragment.producer_timestamp_ms + fragment.duration_ms
+                if not self._wait_for(end_ms):
                     return
                 stored = self._store(fragment)
-                if not flow_started and fragment.contact_id == self.contact_id:
-                    flow_started = True
-                    event = self._flow_event(fragment, stored)
+                if fragment is ours[0]:
+                    if connect is not None:
+                        connect.begin(self.contact_id, fragment.producer_timestamp_ms)
+                    event = self._flow_event(stored)
                     threading.Thread(
                         target=self._invoke, args=(event,), name="replay-flow", daemon=True
                     ).start()
+                if fragment is ours[-1] and connect is not None:
+                    connect.disconnect(self.contact_id, end_ms)
         except BaseException as exc:  # surfaced by replay()
             self.error = exc
 
@@ -177,11 +185,12 @@ class _Player:
             contact_id=fragment.contact_id or "",
         )
 
-    def _flow_event(self, fragment: CapturedFragment, stored: StoredFragment) -> dict[str, Any]:
-        instance = fragment.instance_id or LOCAL_INSTANCE_ID
+    def _flow_event(self, stored: StoredFragment) -> dict[str, Any]:
+        # The local Connect's instance (the stack's), not the capture's: DescribeContact and the
+        # contact events of the replayed contact are this stack's.
         return flow_event(
             contact_id=self.contact_id,
-            instance_arn=f"arn:aws:connect:{REGION}:{ACCOUNT}:instance/{instance}",
+            instance_arn=f"arn:aws:connect:{REGION}:{ACCOUNT}:instance/{LOCAL_INSTANCE_ID}",
             audio={
                 "StartFragmentNumber": stored.fragment_number,
                 "StartTimestamp": str(stored.producer_timestamp_ms),

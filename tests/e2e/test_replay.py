@@ -195,3 +195,29 @@ def test_what_is_not_a_connect_capture_gets_one_line_and_status_2(
     assert len(err.strip().splitlines()) == 1
     assert time.monotonic() - began < 10  # refused before any stack was started
     assert not (tmp_path / "out").exists()
+
+
+def test_a_pause_longer_than_the_idle_time_is_waited_through_until_the_disconnect(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a 50-second call whose streaming pauses 40 s of it (10 s of wall time at 4x, more
+    # than three times the replay's 3-second idle time)
+    start = int(time.time() * 1000) - 3_600_000
+    customer, agent = conversation(50, seed=43)
+    call = ConnectCall(
+        CONTACT, INSTANCE, start, customer, agent, pauses=(Pause(at_ms=3000, length_ms=40_000),)
+    )
+    capture = tmp_path / "call.mkv"
+    capture.write_bytes(encode_capture(list(call.fragments())))
+
+    # When it is replayed (the local Connect knows the contact until its last fragment)
+    status, result = replay_json(
+        capture, tmp_path / "out", capsys, *("--speed", "4", "--lambda-timeout", "8")
+    )
+
+    # Then the recording waited through the pause and ended at the disconnect: whole, the
+    # pause as silence, identical to convert's
+    assert status == 0, result
+    assert (result["status"], result["identical"]) == ("COMPLETED", True)
+    assert result["ended_by"] == "disconnect"
+    assert result["duration_seconds"] == pytest.approx(50, abs=1.1)
