@@ -15,7 +15,7 @@ import contextlib
 import http.client
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -187,53 +187,60 @@ class MediaSource:
     def get_fragment(self, stream_arn: str, fragment_number: str, *, deadline: float) -> Readable:
         """GetMediaForFragmentList for one fragment; retry throttling until `deadline`. A
         fragment KVS does not hold comes back as an error chunk in its place."""
-        attempt = 0
-        while True:
-            attempt += 1
-            endpoint = self.endpoint(stream_arn, "GET_MEDIA_FOR_FRAGMENT_LIST")
+
+        def prepare(endpoint: str) -> Callable[[], Mapping[str, Any]]:
             client = self._archive_clients.get(endpoint)
             if client is None:
                 client = self._archive_clients[endpoint] = self._archive_client(endpoint)
-            try:
-                response = client.get_media_for_fragment_list(
-                    StreamARN=stream_arn, Fragments=[fragment_number]
-                )
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                if code not in THROTTLING:
-                    raise _translate(exc, stream_arn, "GetMediaForFragmentList") from exc
-                failure: Exception = exc
-            except BotoCoreError as exc:
-                self._endpoints.pop((stream_arn, "GET_MEDIA_FOR_FRAGMENT_LIST"), None)
-                failure = exc
-            else:
-                return _Body(response["Payload"], stream_arn)
-            self._back_off(attempt, failure, deadline, stream_arn, "GetMediaForFragmentList")
+            return lambda: client.get_media_for_fragment_list(
+                StreamARN=stream_arn, Fragments=[fragment_number]
+            )
+
+        return self._open(
+            stream_arn, "GET_MEDIA_FOR_FRAGMENT_LIST", "GetMediaForFragmentList", prepare, deadline
+        )
 
     def get_media(self, stream_arn: str, selector: StartSelector, *, deadline: float) -> Readable:
         """Open a GetMedia response; retry throttling with backoff until `deadline`. Reading
         the body raises `ConnectionBroken` if its connection breaks."""
-        attempt = 0
-        while True:
-            attempt += 1
-            endpoint = self.endpoint(stream_arn)
+
+        def prepare(endpoint: str) -> Callable[[], Mapping[str, Any]]:
             client = self._clients.get(endpoint)
             if client is None:
                 client = self._clients[endpoint] = self._media_client(endpoint)
+            return lambda: client.get_media(StreamARN=stream_arn, StartSelector=selector.to_api())  # type: ignore[arg-type]
+
+        return self._open(stream_arn, "GET_MEDIA", "GetMedia", prepare, deadline)
+
+    def _open(
+        self,
+        stream_arn: str,
+        api: str,
+        operation: str,
+        prepare: Callable[[str], Callable[[], Mapping[str, Any]]],
+        deadline: float,
+    ) -> Readable:
+        """One of the media APIs on the stream's data endpoint for `api` (`prepare` gives the
+        request to that endpoint): its body, read as it arrives; throttling retried with
+        backoff until `deadline`."""
+        attempt = 0
+        while True:
+            attempt += 1
+            send = prepare(self.endpoint(stream_arn, api))
             try:
-                response = client.get_media(StreamARN=stream_arn, StartSelector=selector.to_api())  # type: ignore[arg-type]
+                response = send()
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code", "")
                 if code not in THROTTLING:
-                    raise _translate(exc, stream_arn, "GetMedia") from exc
+                    raise _translate(exc, stream_arn, operation) from exc
                 failure: Exception = exc
             except BotoCoreError as exc:
                 # A dropped or refused connection: the endpoint may have moved.
-                self._endpoints.pop((stream_arn, "GET_MEDIA"), None)
+                self._endpoints.pop((stream_arn, api), None)
                 failure = exc
             else:
                 return _Body(response["Payload"], stream_arn)
-            self._back_off(attempt, failure, deadline, stream_arn, "GetMedia")
+            self._back_off(attempt, failure, deadline, stream_arn, operation)
 
     def _back_off(
         self, attempt: int, failure: Exception, deadline: float, stream_arn: str, operation: str
