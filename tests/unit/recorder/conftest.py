@@ -10,6 +10,8 @@ import pytest
 
 from callrec.config import RecorderSettings
 from callrec.events import StartRecord, start_record_from_contact_flow
+from callrec.recorder import Outcome, Recorder
+from callrec.recordings import RecordingStore
 from tests.support import in_process_aws, load_event
 
 TABLE = "recordings-silence"
@@ -64,3 +66,41 @@ def recorder_settings(**changes: Any) -> RecorderSettings:
         "checkpoint_interval_seconds": 1,
     }
     return RecorderSettings(**{**base, **changes})
+
+
+def recorder_on(
+    time: FakeTime, media: object, settings: RecorderSettings | None = None
+) -> tuple[Recorder, RecordingStore]:
+    """A recorder reading from `media`, on moto's table and bucket, in fake time."""
+    store = RecordingStore(TABLE, boto3.client("dynamodb"), clock=time.clock)
+    recorder = Recorder(
+        settings or recorder_settings(),
+        store=store,
+        invoker=FakeInvoker(),
+        media=media,  # type: ignore[arg-type]
+        s3=boto3.client("s3"),
+        monotonic=time.monotonic,
+        sleep=time.sleep,
+        clock=time.clock,
+    )
+    return recorder, store
+
+
+def invocations(
+    recorder: Recorder, contact_id: str, time: FakeTime, *, seconds: float, limit: int
+) -> list[Outcome]:
+    """Invocations of `seconds` each, one after another, until one does not hand off (at most
+    `limit`); their outcomes."""
+    outcomes: list[Outcome] = []
+    for n in range(limit):
+        began = time.now
+        outcomes.append(
+            recorder.record(
+                contact_id,
+                owner=f"request-{n}",
+                remaining_ms=lambda began=began: int((began + seconds - time.now) * 1000),  # type: ignore[misc]
+            )
+        )
+        if outcomes[-1].action != "handed_off":
+            break
+    return outcomes

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import io
 
-import boto3
 import pytest
 
 from callrec.events import StartRecord
 from callrec.kvs import StartSelector
-from callrec.recorder import ASSEMBLY_HANDOFF, TIMEOUT_HANDOFF, Outcome, Recorder
-from callrec.recordings import RecordingStore
+from callrec.recorder import ASSEMBLY_HANDOFF, TIMEOUT_HANDOFF
 from callrec_local import producer as p
-from tests.unit.recorder.conftest import TABLE, FakeInvoker, FakeTime, recorder_settings
+from tests.unit.recorder.conftest import FakeTime, invocations, recorder_on
 
 # KVS closes a GetMedia response after about 3 s without data.
 EMPTY_RESPONSE_S = 3.0
@@ -52,32 +50,12 @@ def test_a_call_ends_after_its_silence_even_when_no_invocation_lasts_that_long(
     call = p.ConnectCall(
         record.contact_id, "instance", record.start_timestamp_ms, cu, op, hangup_ms=3000
     )
-    settings = recorder_settings()
-    store = RecordingStore(TABLE, boto3.client("dynamodb"), clock=time.clock)
-    recorder = Recorder(
-        settings,
-        store=store,
-        invoker=FakeInvoker(),
-        media=FakeMedia(time, list(p.iter_capture(list(call.fragments())))),  # type: ignore[arg-type]
-        s3=boto3.client("s3"),
-        monotonic=time.monotonic,
-        sleep=time.sleep,
-        clock=time.clock,
-    )
+    media = FakeMedia(time, list(p.iter_capture(list(call.fragments()))))
+    recorder, store = recorder_on(time, media)
     store.register(record, grace_seconds=5)
 
     # When invocations follow one another, each handing off to the next
-    outcomes: list[Outcome] = []
-    for n in range(6):
-        began = time.now
-        outcome = recorder.record(
-            record.contact_id,
-            owner=f"request-{n}",
-            remaining_ms=lambda began=began: int((began + 6 - time.now) * 1000),  # type: ignore[misc]
-        )
-        outcomes.append(outcome)
-        if outcome.action != "handed_off":
-            break
+    outcomes = invocations(recorder, record.contact_id, time, seconds=6, limit=6)
 
     # Then the first reads the call and runs out of time, the second sees the silence reach
     # 10 s and ends the call (a fresh invocation assembles), and the third completes it

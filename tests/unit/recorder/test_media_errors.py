@@ -5,21 +5,17 @@ from __future__ import annotations
 
 import io
 
-import boto3
-
 from callrec.events import StartRecord
 from callrec.kvs import StartSelector, Throttled
 from callrec.recorder import (
     MAX_RESUMES_WITHOUT_PROGRESS,
     MAX_WARNING_CHARS,
     MAX_WARNINGS,
-    Recorder,
     _Progress,
 )
-from callrec.recordings import RecordingStore
 from callrec_local import producer as p
 from callrec_local.kvs_emulator import get_media_error
-from tests.unit.recorder.conftest import TABLE, FakeInvoker, FakeTime, recorder_settings
+from tests.unit.recorder.conftest import FakeTime, invocations, recorder_on, recorder_settings
 
 KEY = "arn:aws:kms:us-east-1:123456789012:key/0b0c0d0e-1111-2222-3333-444455556666"
 
@@ -45,28 +41,12 @@ def test_a_kms_denial_fails_the_recording_at_once_naming_the_key(
 ) -> None:
     # Given a recorder that may not use the stream's KMS key
     time = FakeTime()
-    settings = recorder_settings(kvs_kms_key_arn=KEY)
-    store = RecordingStore(TABLE, boto3.client("dynamodb"), clock=time.clock)
     media = DeniedMedia(time)
-    recorder = Recorder(
-        settings,
-        store=store,
-        invoker=FakeInvoker(),
-        media=media,  # type: ignore[arg-type]
-        s3=boto3.client("s3"),
-        monotonic=time.monotonic,
-        sleep=time.sleep,
-        clock=time.clock,
-    )
+    recorder, store = recorder_on(time, media, recorder_settings(kvs_kms_key_arn=KEY))
     store.register(record, grace_seconds=5)
 
     # When one invocation records the call
-    began = time.now
-    outcome = recorder.record(
-        record.contact_id,
-        owner="request-0",
-        remaining_ms=lambda: int((began + 60 - time.now) * 1000),
-    )
+    (outcome,) = invocations(recorder, record.contact_id, time, seconds=60, limit=1)
 
     # Then the recording FAILED after its first response, with a reason naming the key and
     # the permission, and no warning (the call's media was not lost: it cannot be read)
@@ -118,33 +98,11 @@ def test_throttling_until_the_deadline_hands_off_and_only_a_stalled_chain_fails(
 ) -> None:
     # Given KVS throttling every read of the stream for as long as anyone asks
     time = FakeTime()
-    store = RecordingStore(TABLE, boto3.client("dynamodb"), clock=time.clock)
-    media = ThrottledMedia(time)
-    recorder = Recorder(
-        recorder_settings(),
-        store=store,
-        invoker=FakeInvoker(),
-        media=media,  # type: ignore[arg-type]
-        s3=boto3.client("s3"),
-        monotonic=time.monotonic,
-        sleep=time.sleep,
-        clock=time.clock,
-    )
+    recorder, store = recorder_on(time, ThrottledMedia(time))
     store.register(record, grace_seconds=5)
 
     # When invocations follow one another
-    outcomes = []
-    for n in range(10):
-        began = time.now
-        outcomes.append(
-            recorder.record(
-                record.contact_id,
-                owner=f"request-{n}",
-                remaining_ms=lambda began=began: int((began + 60 - time.now) * 1000),  # type: ignore[misc]
-            )
-        )
-        if outcomes[-1].action != "handed_off":
-            break
+    outcomes = invocations(recorder, record.contact_id, time, seconds=60, limit=10)
 
     # Then each throttled invocation handed off (throttling is not a reason to fail), until
     # the chain had made no progress in MAX_RESUMES_WITHOUT_PROGRESS invocations
