@@ -156,7 +156,7 @@ class EndWatch:
         self._polled_at = now
         kept = self.disconnects.disconnects_of(self.contact_id) if self.disconnects else {}
         known = {**kept, **self._described}
-        return self._decide(known, t_last_ms, FROM_EVENT)
+        return self._decide(known, t_last_ms)
 
     def _from_connect(self, silence: float, t_last_ms: int | None) -> Ending | None:
         if self.directory is None:
@@ -188,7 +188,7 @@ class EndWatch:
         self._next_ask_s = silence + self.schedule.interval_after(
             self._asked, throttled=self._throttled
         )
-        return self._decide(self._described, t_last_ms, FROM_DESCRIBE)
+        return self._decide(self._described, t_last_ms)
 
     def _contacts_to_ask(self, t_last_ms: int | None) -> list[str]:
         """The contact, and when its own disconnect is stale (the audio went on after it: a
@@ -203,16 +203,15 @@ class EndWatch:
         ]
         return [c for c in others if c not in self._described] or [self.contact_id]
 
-    def _decide(
-        self, known: Mapping[str, int], t_last_ms: int | None, source: str
-    ) -> Ending | None:
+    def _decide(self, known: Mapping[str, int], t_last_ms: int | None) -> Ending | None:
+        """The latest disconnect known, unless it is stale; from DescribeContact if this watch
+        asked it, else from a contact event kept on the item."""
         if not known:
             return None
         contact, at_ms = max(known.items(), key=lambda item: item[1])
         if _stale(at_ms, t_last_ms):
             return None
-        if contact in self._described:
-            source = FROM_DESCRIBE
+        source = FROM_DESCRIBE if contact in self._described else FROM_EVENT
         return Ending(
             DISCONNECT, {"contact": contact, "disconnected_at_ms": at_ms, "source": source}
         )

@@ -65,8 +65,9 @@ MAX_WARNING_CHARS = 500
 # between two: restoring the staged state from S3, a checkpoint interval, one GetMedia read that
 # blocks until KVS ends an idle response ("the reading of the HTTP response payload will
 # timeout after 3 seconds if there are no ingested fragments available for playback", GetMedia
-# reference, quoted in docs/operations.md), and the checkpoint's own S3 and DynamoDB writes. A lease shorter than that is taken over by the sweeper while its invocation is alive
-# and well, and on a slow day every invocation loses its lease before its first checkpoint: the
+# reference, quoted in docs/operations.md), and the checkpoint's own S3 and DynamoDB writes. A
+# lease shorter than that is taken over by the sweeper while its invocation is alive and well,
+# and on a slow day every invocation loses its lease before its first checkpoint: the
 # recording stops advancing. A killed invocation is not kept waiting by it: Lambda's retry takes
 # the lease back at once (recordings.py), and the sweeper acts when the retries are spent.
 LEASE_FLOOR_S = 15
