@@ -21,19 +21,24 @@ from decimal import Decimal, InvalidOperation
 from callrec.errors import CallrecError
 from callrec.fragments import ErrorChunk, Fragment, FragmentReader, track_role
 from callrec.mkv import MkvError
+from callrec.mkv_elements import (
+    EBML_ID_CRC32,
+    EBML_ID_HEADER,
+    EBML_ID_VOID,
+    MKV_CLUSTER_CHILDREN,
+    MKV_ID_CLUSTER,
+    MKV_ID_SEGMENT,
+    MKV_ID_TAGS,
+    SimpleTag,
+    read_element_id,
+    read_tags,
+    read_vint,
+)
 from callrec_local.producer import EncodedFragment
 
 KVS_TAG_PREFIX = "AWS_KINESISVIDEO_"
-ID_EBML = 0x1A45DFA3
-ID_SEGMENT = 0x18538067
-ID_CLUSTER = 0x1F43B675
-ID_TAGS = 0x1254C367
-# Masters on the way from Tags to a TagName: Tag, Targets, SimpleTag.
-TAG_MASTERS = frozenset({0x7373, 0x63C0, 0x67C8})
-ID_TAG_NAME = 0x45A3
-# What may be a child of a Cluster (Matroska spec): Timecode, SilentTracks, Position, PrevSize,
-# SimpleBlock, BlockGroup, EncryptedBlock, Void, CRC-32. Anything else ends an unknown-size one.
-CLUSTER_CHILDREN = frozenset({0xE7, 0x5854, 0xA7, 0xAB, 0xA3, 0xA0, 0xAF, 0xEC, 0xBF})
+# What an unknown-size Cluster may hold; anything else ends it.
+CLUSTER_CHILDREN = frozenset({*MKV_CLUSTER_CHILDREN, EBML_ID_VOID, EBML_ID_CRC32})
 UNKNOWN_SEGMENT_SIZE = bytes.fromhex("01ffffffffffffff")
 
 
@@ -70,7 +75,7 @@ def load_capture(data: bytes) -> Capture:
     one that holds a Connect contact's audio."""
     if not data:
         raise CaptureError("the capture is empty")
-    if not data.startswith(ID_EBML.to_bytes(4, "big")):
+    if not data.startswith(EBML_ID_HEADER.to_bytes(4, "big")):
         raise CaptureError(
             f"not a GetMedia capture: it starts with {data[:8].hex()}, not an EBML header "
             "(a GetMedia response is Matroska, one EBML document per fragment)"
@@ -114,12 +119,13 @@ def load_capture(data: bytes) -> Capture:
 
 def _captured(fragment: Fragment, raw: bytes) -> CapturedFragment:
     head, body, tail = _split(raw)
+    start = _producer_ms(fragment)
     return CapturedFragment(
         position=fragment.index,
         contact_id=fragment.contact_id,
         instance_id=fragment.tag("InstanceId"),
-        producer_timestamp_ms=_producer_ms(fragment),
-        duration_ms=_duration_ms(fragment),
+        producer_timestamp_ms=start,
+        duration_ms=_duration_ms(fragment, start),
         parts=EncodedFragment(head=head, body=body, tail=tail),
         captured_number=fragment.fragment_number,
     )
@@ -138,9 +144,8 @@ def _producer_ms(fragment: Fragment) -> int:
     raise CaptureError(f"fragment {fragment.index} has neither a producer timestamp nor blocks")
 
 
-def _duration_ms(fragment: Fragment) -> int:
-    """From the fragment's start to the end of its last block (PCM: bytes / bytes per ms)."""
-    start = _producer_ms(fragment)
+def _duration_ms(fragment: Fragment, start: int) -> int:
+    """From the fragment's `start` to the end of its last block (PCM: bytes / bytes per ms)."""
     tracks = {t.number: t for t in fragment.tracks}
     end = start + 1
     for block in fragment.blocks:
@@ -155,37 +160,18 @@ def _duration_ms(fragment: Fragment) -> int:
 # --- the document's elements ----------------------------------------------------------------
 
 
-def _vint(data: bytes, pos: int, *, keep_marker: bool) -> tuple[int | None, int]:
-    """An EBML variable-length integer at `pos`: (value, width); None for an unknown size."""
-    if pos >= len(data):
-        raise CaptureError(f"element cut off at byte {pos}")
-    first = data[pos]
-    width = 1
-    while width <= 8 and not first & (0x80 >> (width - 1)):
-        width += 1
-    if width > 8 or pos + width > len(data):
-        raise CaptureError(f"bad EBML number at byte {pos}")
-    value = int.from_bytes(data[pos : pos + width], "big")
-    if keep_marker:
-        return value, width
-    value &= (1 << (7 * width)) - 1
-    return (None if value == (1 << (7 * width)) - 1 else value), width
-
-
 def _element(data: bytes, pos: int) -> tuple[int, int, int | None]:
     """(id, header length, payload size or None if unknown) of the element at `pos`."""
-    element_id, id_width = _vint(data, pos, keep_marker=True)
-    assert element_id is not None
-    size, size_width = _vint(data, pos + id_width, keep_marker=False)
+    element_id, id_width = read_element_id(data, pos)
+    size, size_width = read_vint(data, pos + id_width)
     return element_id, id_width + size_width, size
 
 
-def _end_of(data: bytes, pos: int) -> int:
+def _end_of(data: bytes, pos: int, element_id: int, header: int, size: int | None) -> int:
     """Where the element at `pos` ends (an unknown-size Cluster: at its first non-child)."""
-    element_id, header, size = _element(data, pos)
     if size is not None:
         return min(len(data), pos + header + size)
-    if element_id != ID_CLUSTER:
+    if element_id != MKV_ID_CLUSTER:
         return len(data)
     child = pos + header
     while child < len(data):
@@ -196,32 +182,25 @@ def _end_of(data: bytes, pos: int) -> int:
     return min(child, len(data))
 
 
-def _tag_names(data: bytes, start: int, end: int) -> list[str]:
-    names: list[str] = []
-    pos = start
-    while pos < end:
-        element_id, header, size = _element(data, pos)
-        payload_end = end if size is None else min(end, pos + header + size)
-        if element_id in TAG_MASTERS:
-            names.extend(_tag_names(data, pos + header, payload_end))
-        elif element_id == ID_TAG_NAME:
-            names.append(data[pos + header : payload_end].decode("utf-8", "replace"))
-        pos = payload_end
-    return names
-
-
 def _split(raw: bytes) -> tuple[bytes, bytes, bytes]:
     """(head, body, tail): the document without KVS's tags, cut where they were (before the
     Cluster: between head and body; after it: between body and tail)."""
+    try:
+        return _split_elements(raw)
+    except MkvError as exc:  # the reader read this document whole: not expected
+        raise CaptureError(f"a fragment cannot be taken apart: {exc}") from None
+
+
+def _split_elements(raw: bytes) -> tuple[bytes, bytes, bytes]:
     pos = 0
     head = bytearray()
     element_id, header, size = _element(raw, pos)
-    if element_id != ID_EBML or size is None:
+    if element_id != EBML_ID_HEADER or size is None:
         raise CaptureError("a fragment does not start with an EBML header")
     head += raw[: header + size]
     pos = header + size
     element_id, header, size = _element(raw, pos)
-    if element_id != ID_SEGMENT:
+    if element_id != MKV_ID_SEGMENT:
         raise CaptureError(
             f"a fragment's EBML header is followed by {element_id:#x}, not a Segment"
         )
@@ -231,9 +210,9 @@ def _split(raw: bytes) -> tuple[bytes, bytes, bytes]:
     children: list[tuple[bytes, bool, bool]] = []  # (bytes, is KVS's tags, is a Cluster)
     while pos < len(raw):
         element_id, header, size = _element(raw, pos)
-        end = _end_of(raw, pos)
-        kvs = element_id == ID_TAGS and _all_kvs(raw, pos + header, end)
-        children.append((raw[pos:end], kvs, element_id == ID_CLUSTER))
+        end = _end_of(raw, pos, element_id, header, size)
+        kvs = element_id == MKV_ID_TAGS and _all_kvs(raw, pos + header, end)
+        children.append((raw[pos:end], kvs, element_id == MKV_ID_CLUSTER))
         pos = end
     cluster = next((n for n, child in enumerate(children) if child[2]), len(children))
     before = next((n for n, c in enumerate(children[:cluster]) if c[1]), cluster)
@@ -246,5 +225,7 @@ def _split(raw: bytes) -> tuple[bytes, bytes, bytes]:
 
 
 def _all_kvs(raw: bytes, start: int, end: int) -> bool:
-    names = _tag_names(raw, start, end)
-    return bool(names) and all(name.startswith(KVS_TAG_PREFIX) for name in names)
+    """A Tags element holding KVS's tags only."""
+    tags: list[SimpleTag] = []
+    read_tags(raw, start, end, 0, tags)
+    return bool(tags) and all(tag.name.startswith(KVS_TAG_PREFIX) for tag in tags)

@@ -55,6 +55,18 @@ MKV_ID_SIMPLETAG = 0x67C8
 MKV_ID_TAGNAME = 0x45A3
 MKV_ID_TAGSTRING = 0x4487
 MKV_ID_TAGBINARY = 0x4485
+# What may be a child of a Cluster (besides CRC-32 and Void, which may be anywhere): Timecode,
+# SilentTracks, Position, PrevSize, SimpleBlock, BlockGroup, EncryptedBlock. Anything else ends
+# an unknown-size Cluster.
+MKV_CLUSTER_CHILDREN = (
+    MKV_ID_TIMECODE,
+    0x5854,
+    0xA7,
+    0xAB,
+    MKV_ID_SIMPLEBLOCK,
+    MKV_ID_BLOCKGROUP,
+    0xAF,
+)
 
 TRACK_TYPE_VIDEO = 1
 TRACK_TYPE_AUDIO = 2
