@@ -33,6 +33,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -87,18 +88,26 @@ class Rig:
     ) -> tuple[float, dict[str, Any]]:
         """When (time.time()) the item was first seen finished, polled every 20 ms; the item."""
         deadline = time.monotonic() + timeout_s
-        dynamodb = self.stack.dynamodb()
         while time.monotonic() < deadline:
-            item = dynamodb.get_item(
-                TableName=self.stack.table_name,
-                Key={"contact_id": {"S": contact_id}},
-                ProjectionExpression="#s",
-                ExpressionAttributeNames={"#s": "status"},
-            ).get("Item", {})
-            if item.get("status", {}).get("S") in {"COMPLETED", "FAILED"}:
+            if self.finished(contact_id):
                 return time.time(), self.item(contact_id)
             time.sleep(0.02)
         raise TimeoutError(f"recording of {contact_id} not finished in {timeout_s} s")
+
+    @cached_property
+    def status_client(self) -> Any:
+        """One DynamoDB client for the status polls (a client takes milliseconds to build)."""
+        return self.stack.dynamodb()
+
+    def finished(self, contact_id: str) -> bool:
+        """Whether the recording is COMPLETED or FAILED (its status alone is read)."""
+        item = self.status_client.get_item(
+            TableName=self.stack.table_name,
+            Key={"contact_id": {"S": contact_id}},
+            ProjectionExpression="#s",
+            ExpressionAttributeNames={"#s": "status"},
+        ).get("Item", {})
+        return item.get("status", {}).get("S") in {"COMPLETED", "FAILED"}
 
     def records(self, contact_id: str, timeout_s: float = 60) -> list[Invocation]:
         """The contact's `record` invocations, once the one that finished it has ended."""
@@ -264,23 +273,9 @@ def hangup_to_wavs(work: Path, *, connect: bool, media_s: float = 20.0) -> Hangu
             time.sleep(HANGUP_SPACING_S)
         finished: dict[str, float] = {}
         deadline = time.monotonic() + media_s / 2 + HANGUP_CALLS + 180
-        dynamodb = r.stack.dynamodb()
         while len(finished) < len(played) and time.monotonic() < deadline:
             for call in played:
-                if call.contact_id in finished:
-                    continue
-                status = (
-                    dynamodb.get_item(
-                        TableName=r.stack.table_name,
-                        Key={"contact_id": {"S": call.contact_id}},
-                        ProjectionExpression="#s",
-                        ExpressionAttributeNames={"#s": "status"},
-                    )
-                    .get("Item", {})
-                    .get("status", {})
-                    .get("S")
-                )
-                if status in {"COMPLETED", "FAILED"}:
+                if call.contact_id not in finished and r.finished(call.contact_id):
                     finished[call.contact_id] = time.time()
             time.sleep(0.05)
         latencies, ended_by, exact = [], [], len(finished) == len(played)
